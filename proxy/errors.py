@@ -1,0 +1,94 @@
+"""One exception tree, rendered to HTTP in one place.
+
+    ProxyError                 500  (base; never raised directly)
+    ├── InvalidParameter       400  a query parameter is unknown or malformed
+    ├── NotFound               404  unknown id, or one that escapes the image root
+    ├── SourceTooLarge         413  the original is over a size limit
+    └── UnsupportedImage       415  the original is not an image we can decode
+
+Every error answer is JSON with ``Cache-Control: no-store``, so that neither a
+CDN nor a browser keeps an error as if it were the image. Anything else that
+escapes a view is logged with the request's id and answered 500 without
+internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import ClassVar
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ProxyError(Exception):
+    """Base class: an HTTP status plus a message that is safe to show to clients."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, object]:
+        return {"status": self.status, "error": self.message}
+
+
+class InvalidParameter(ProxyError):
+    status = 400
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        super().__init__(f"{parameter}: {reason}")
+        self.parameter = parameter
+
+    def body(self) -> dict[str, object]:
+        return {**super().body(), "parameter": self.parameter}
+
+
+class NotFound(ProxyError):
+    status = 404
+
+    def __init__(self, message: str = "no such image") -> None:
+        super().__init__(message)
+
+
+class SourceTooLarge(ProxyError):
+    status = 413
+
+
+class UnsupportedImage(ProxyError):
+    status = 415
+
+
+def error_response(status: int, body: dict[str, object]) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map every failure to a JSON answer; the only place that does so."""
+
+    @app.errorhandler(ProxyError)
+    def _proxy_error(error: ProxyError) -> Response:
+        return error_response(error.status, error.body())
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        # Routing failures (unknown path, 405) keep werkzeug's status and headers (Allow).
+        status = error.code or 500
+        response = error_response(status, {"status": status, "error": error.name})
+        if status == 405:
+            response.headers["Allow"] = error.get_response().headers.get("Allow", "GET, HEAD")
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        log.exception("unhandled error, request id %s, %s %s", request_id, request.method, request.path)
+        response = error_response(500, {"status": 500, "error": "internal error", "request_id": request_id})
+        return response

@@ -1,0 +1,128 @@
+"""The query string, parsed once into a frozen ``ImageParams``.
+
+This is the only module that reads request arguments. Parsing normalises as it
+validates (``w=0300`` is ``w=300``, ``dpr`` is folded into ``w`` and ``h``,
+a ``fit`` that cannot matter is reset), so equivalent requests compare equal
+and share one ``canonical()`` string, which is what the cache key is built from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_UP, Decimal
+
+from werkzeug.datastructures import MultiDict
+
+from .errors import InvalidParameter
+from .formats import REQUESTABLE
+
+KNOWN = ("w", "h", "fit", "dpr", "fmt", "q", "bg")
+FITS = ("inside", "cover", "fill", "contain")
+DEFAULT_QUALITY = 82
+WHITE = (255, 255, 255, 255)
+
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "٣", " 3" or "3_0"
+_HUGE = 10**9
+_DPR = re.compile(r"[0-9](?:\.[0-9]{1,2}0*)?")  # trailing zeros change nothing
+_HEX = re.compile(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}")
+
+
+@dataclass(frozen=True)
+class ImageParams:
+    """A canonical transform request. ``width``/``height`` are device pixels (dpr applied)."""
+
+    width: int | None = None
+    height: int | None = None
+    fit: str = "inside"
+    fmt: str | None = None  # None: the source's own format; "auto": negotiated from Accept
+    quality: int = DEFAULT_QUALITY
+    background: tuple[int, int, int, int] = WHITE  # RGBA
+
+    def canonical(self) -> str:
+        """A stable text form: equal for equivalent requests, different otherwise."""
+        r, g, b, a = self.background
+        return (
+            f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}&fmt={self.fmt or ''}"
+            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}"
+        )
+
+
+def parse_params(args: MultiDict[str, str], max_dimension: int) -> ImageParams:
+    """Validate and normalise the query; raise ``InvalidParameter`` naming the culprit."""
+    raw = _single_values(args)
+    dpr = _dpr("dpr", raw["dpr"]) if "dpr" in raw else Decimal(1)
+    params = ImageParams(
+        width=_dimension("w", raw.get("w"), dpr, max_dimension),
+        height=_dimension("h", raw.get("h"), dpr, max_dimension),
+        fit=_choice("fit", raw.get("fit", "inside"), FITS),
+        fmt=_choice("fmt", raw["fmt"], REQUESTABLE) if "fmt" in raw else None,
+        quality=_quality("q", raw.get("q", str(DEFAULT_QUALITY))),
+        background=_background("bg", raw.get("bg", "ffffff")),
+    )
+    if params.width is None or params.height is None:
+        params = replace(params, fit="inside")  # with one side or none there is no box to fill
+    if params.fmt == "png":
+        params = replace(params, quality=DEFAULT_QUALITY)  # lossless: q changes nothing
+    return params
+
+
+def _single_values(args: MultiDict[str, str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, items in args.lists():
+        if name not in KNOWN:
+            raise InvalidParameter(name, f"unknown parameter; known: {', '.join(KNOWN)}")
+        if len(items) > 1:
+            raise InvalidParameter(name, "given more than once")
+        if items[0] == "":
+            raise InvalidParameter(name, "empty value")
+        values[name] = items[0]
+    return values
+
+
+def _dimension(name: str, raw: str | None, dpr: Decimal, max_dimension: int) -> int | None:
+    if raw is None:
+        return None
+    value = _integer(raw)
+    scaled = None if value is None else int((value * dpr).to_integral_value(ROUND_HALF_UP))
+    if scaled is None or not 1 <= scaled <= max_dimension:
+        after = f" after dpr={dpr}" if dpr != 1 else ""
+        raise InvalidParameter(name, f"expected an integer within 1..{max_dimension}{after}, got {raw!r}")
+    return scaled
+
+
+def _integer(raw: str) -> int | None:
+    """ASCII digits to int, saturating, so a 5000-digit value cannot cost a big-int parse."""
+    if not _DIGITS.fullmatch(raw):
+        return None
+    digits = raw.lstrip("0") or "0"
+    return int(digits) if len(digits) < 10 else _HUGE
+
+
+def _dpr(name: str, raw: str) -> Decimal:
+    value = Decimal(raw) if _DPR.fullmatch(raw) else None
+    if value is None or not 1 <= value <= 4:
+        raise InvalidParameter(name, f"expected a number within 1..4 with up to two decimals, got {raw!r}")
+    return value
+
+
+def _choice(name: str, raw: str, options: tuple[str, ...]) -> str:
+    if raw not in options:
+        raise InvalidParameter(name, f"expected one of {', '.join(options)}, got {raw!r}")
+    return raw
+
+
+def _quality(name: str, raw: str) -> int:
+    value = _integer(raw)
+    if value is None or not 1 <= value <= 100:
+        raise InvalidParameter(name, f"expected an integer within 1..100, got {raw!r}")
+    return value
+
+
+def _background(name: str, raw: str) -> tuple[int, int, int, int]:
+    if not _HEX.fullmatch(raw):
+        raise InvalidParameter(name, f"expected 3, 6 or 8 hex digits (RGB, RRGGBB, RRGGBBAA), got {raw!r}")
+    digits = "".join(c * 2 for c in raw) if len(raw) == 3 else raw
+    digits = digits if len(digits) == 8 else digits + "ff"
+    r, g, b, a = (int(digits[i : i + 2], 16) for i in range(0, 8, 2))
+    return (r, g, b, a)
