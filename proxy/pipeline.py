@@ -1,0 +1,283 @@
+"""decode -> STEPS -> encode: pure functions over NumPy arrays.
+
+``render`` is the whole transform. It probes the header, plans the output
+geometry from the declared size, decodes (JPEG shrunk on decode by the largest
+factor that still leaves at least the target size), then runs each step of
+``STEPS`` and encodes. Geometry is planned in the *oriented* frame (what the
+viewer sees) but resizing happens before rotation, so the rotation is applied
+to the small image rather than the large one.
+
+OpenCV reports failure by return value (``None``, ``False``) or by ``cv2.error``;
+this module turns both into ``ProxyError``s and nobody else checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .errors import InvalidParameter, UnsupportedImage
+from .formats import Format, pick
+from .params import ImageParams
+from .probe import SourceInfo, probe
+
+Image = npt.NDArray[np.integer[Any] | np.floating[Any]]
+RGBA = tuple[int, int, int, int]
+
+# Bump whenever the bytes produced for the same request change, so caches miss.
+PIPELINE_VERSION = "1"
+
+_REDUCED = {
+    (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
+    (False, 4): cv2.IMREAD_REDUCED_COLOR_4,
+    (False, 8): cv2.IMREAD_REDUCED_COLOR_8,
+    (True, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    (True, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    (True, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Output geometry in the oriented frame: scale to ``size``, then crop or pad."""
+
+    size: tuple[int, int]  # (width, height) the whole image is resized to
+    crop: tuple[int, int, int, int] | None = None  # x, y, width, height within ``size`` (cover)
+    canvas: tuple[int, int] | None = None  # (width, height) to pad to, centred (contain)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the steps need, fixed before the first one runs."""
+
+    geometry: Geometry
+    orientation: int
+    output: Format
+    background: RGBA
+
+
+@dataclass(frozen=True)
+class Rendered:
+    data: bytes
+    format: Format
+
+
+def render(path: str, params: ImageParams, target: str) -> Rendered:
+    """The transform: original file at ``path`` -> encoded bytes in the chosen format."""
+    info = probe(path)
+    declared = _oriented_size(info)
+    reduction = 1
+    if info.format == "jpeg" and declared:
+        reduction = jpeg_shrink_factor(declared, plan_geometry(*declared, params))
+    image = decode(path, info, reduction)
+    height, width = image.shape[:2]
+    source_size = declared if reduction > 1 and declared else _orient_size(width, height, info)
+    plan = Plan(
+        geometry=plan_geometry(*source_size, params),
+        orientation=info.orientation,
+        output=pick(target, info.format, has_alpha(image)),
+        background=params.background,
+    )
+    for step in STEPS:
+        image = step(image, plan)
+    return Rendered(encode(image, plan.output, params.quality), plan.output)
+
+
+def plan_geometry(width: int, height: int, params: ImageParams) -> Geometry:
+    """Where a ``width`` x ``height`` source ends up; never larger than the source."""
+    w, h = params.width, params.height
+    if w is None and h is None:
+        return Geometry((width, height))
+    if w is None or h is None or params.fit == "inside":
+        scale = min(1.0, w / width if w else math.inf, h / height if h else math.inf)
+        return Geometry(_scaled(width, height, scale))
+    # A box larger than the source shrinks in proportion until it fits.
+    box = _scaled(w, h, min(1.0, width / w, height / h))
+    if params.fit == "fill":
+        return Geometry(box)
+    if params.fit == "cover":
+        size = _scaled(width, height, max(box[0] / width, box[1] / height))
+        size = (max(size[0], box[0]), max(size[1], box[1]))
+        x, y = (size[0] - box[0]) // 2, (size[1] - box[1]) // 2
+        return Geometry(size, crop=(x, y, *box))
+    return Geometry(_scaled(width, height, min(box[0] / width, box[1] / height)), canvas=box)
+
+
+def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
+    """Read the file with OpenCV; orientation is left to the ``orient`` step."""
+    if info.format == "jpeg":
+        gray = info.channels == 1
+        base = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
+        flags = (_REDUCED[gray, reduction] if reduction > 1 else base) | cv2.IMREAD_IGNORE_ORIENTATION
+    else:
+        flags = cv2.IMREAD_UNCHANGED  # keeps alpha and 16 bits
+    try:
+        image = cv2.imread(path, flags)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise UnsupportedImage(f"could not decode the {info.format.upper()} source")
+    if image.ndim == 3 and image.shape[2] == 2:  # gray + alpha
+        image = np.dstack((image[..., 0], image[..., 0], image[..., 0], image[..., 1]))
+    if image.ndim == 3 and image.shape[2] == 4 and not has_alpha(image):
+        image = image[..., :3]
+    return image
+
+
+def has_alpha(image: Image) -> bool:
+    """A fourth channel that is not fully opaque."""
+    if image.ndim != 3 or image.shape[2] != 4:
+        return False
+    opaque = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}.get(image.dtype, 1.0)
+    return bool(image[..., 3].min() < opaque)
+
+
+def encode(image: Image, output: Format, quality: int) -> bytes:
+    try:
+        ok, buffer = cv2.imencode(output.extension, image, output.encoder_flags(quality))
+    except cv2.error:
+        ok = False
+    if not ok:
+        height, width = image.shape[:2]
+        raise InvalidParameter("fmt", f"cannot encode a {width}x{height} image as {output.name}")
+    return buffer.tobytes()
+
+
+# --- steps: each (image, plan) -> image, applied in order -------------------------------
+
+
+def resize(image: Image, plan: Plan) -> Image:
+    width, height = plan.geometry.size
+    if plan.orientation >= 5:  # still in the stored frame: the axes are swapped
+        width, height = height, width
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+_ORIENT: dict[int, Callable[[Image], Image]] = {
+    2: lambda im: cv2.flip(im, 1),
+    3: lambda im: cv2.rotate(im, cv2.ROTATE_180),
+    4: lambda im: cv2.flip(im, 0),
+    5: lambda im: cv2.transpose(im),
+    6: lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda im: cv2.flip(cv2.transpose(im), -1),
+    8: lambda im: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+
+
+def orient(image: Image, plan: Plan) -> Image:
+    """Apply EXIF orientation, so the pixels are upright and the tag can be dropped."""
+    transform = _ORIENT.get(plan.orientation)
+    return transform(image) if transform else image
+
+
+def crop(image: Image, plan: Plan) -> Image:
+    if plan.geometry.crop is None:
+        return image
+    x, y, width, height = plan.geometry.crop
+    return image[y : y + height, x : x + width]
+
+
+def to_8bit(image: Image, plan: Plan) -> Image:
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        converted: Image = cv2.convertScaleAbs(image, alpha=255 / 65535)  # rounds; >> 8 truncates
+        return converted
+    if image.dtype.kind == "f":  # float TIFF: 0..1 nominal range
+        scaled: Image = np.clip(image.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return scaled
+    raise UnsupportedImage(f"unsupported sample type {image.dtype}")
+
+
+def flatten(image: Image, plan: Plan) -> Image:
+    """Composite alpha onto the background when the output format cannot carry it."""
+    if plan.output.alpha or image.ndim != 3 or image.shape[2] != 4:
+        return image
+    alpha = image[..., 3:4].astype(np.uint16)
+    background = np.array(_bgr(plan.background), np.uint16)
+    blended = (image[..., :3] * alpha + background * (255 - alpha) + 127) // 255
+    return blended.astype(np.uint8)
+
+
+def pad(image: Image, plan: Plan) -> Image:
+    """``contain``: centre the image on a canvas of the background colour."""
+    if plan.geometry.canvas is None:
+        return image
+    width, height = plan.geometry.canvas
+    r, g, b, a = plan.background
+    keep_alpha = plan.output.alpha and (a < 255 or image.ndim == 3 and image.shape[2] == 4)
+    fill: tuple[int, ...]
+    if keep_alpha:
+        channels, fill = 4, (b, g, r, a)
+    elif image.ndim == 2 and r == g == b:
+        channels, fill = 1, (r,)
+    else:
+        channels, fill = 3, (b, g, r)
+    image = _with_channels(image, channels)
+    canvas = np.empty((height, width, channels) if channels > 1 else (height, width), np.uint8)
+    canvas[...] = fill if channels > 1 else fill[0]
+    x, y = (width - image.shape[1]) // 2, (height - image.shape[0]) // 2
+    canvas[y : y + image.shape[0], x : x + image.shape[1]] = image
+    return canvas
+
+
+STEPS: tuple[Callable[[Image, Plan], Image], ...] = (
+    resize,
+    orient,
+    crop,
+    to_8bit,
+    flatten,
+    pad,
+)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _scaled(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _oriented_size(info: SourceInfo) -> tuple[int, int] | None:
+    if not info.width or not info.height:
+        return None
+    return _orient_size(info.width, info.height, info)
+
+
+def _orient_size(width: int, height: int, info: SourceInfo) -> tuple[int, int]:
+    return (height, width) if info.transposed else (width, height)
+
+
+def jpeg_shrink_factor(source: tuple[int, int], geometry: Geometry) -> int:
+    """The largest libjpeg DCT scaling (1/2, 1/4, 1/8) that still yields at least ``geometry.size``."""
+    width, height = source
+    target_w, target_h = geometry.size
+    for factor in (8, 4, 2):
+        if -(-width // factor) >= target_w and -(-height // factor) >= target_h:
+            return factor
+    return 1
+
+
+def _bgr(rgba: RGBA) -> tuple[int, int, int]:
+    return rgba[2], rgba[1], rgba[0]
+
+
+def _with_channels(image: Image, channels: int) -> Image:
+    current = 1 if image.ndim == 2 else image.shape[2]
+    if current == channels:
+        return image
+    code = {
+        (1, 3): cv2.COLOR_GRAY2BGR,
+        (1, 4): cv2.COLOR_GRAY2BGRA,
+        (3, 4): cv2.COLOR_BGR2BGRA,
+        (4, 3): cv2.COLOR_BGRA2BGR,
+    }[current, channels]
+    return cv2.cvtColor(image, code)

@@ -1,0 +1,180 @@
+"""Read what an original *declares* (format, dimensions, EXIF orientation) from its header.
+
+Probing reads a few hundred bytes, never pixels, so the pipeline can plan
+before it decodes: pick a shrink-on-decode factor, apply EXIF orientation to
+every format the same way (OpenCV ignores it for ``IMREAD_UNCHANGED``, which
+alpha and 16-bit need), and refuse anything that is not one of the formats we
+document before it reaches an OpenCV decoder.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .errors import NotFound, UnsupportedImage
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_ORIENTATION = 256, 257, 274
+_MAX_IFD_ENTRIES = 1024
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    format: str  # jpeg, png, webp, gif, bmp, tiff, avif
+    width: int | None  # as stored, before orientation; None where the header does not say
+    height: int | None
+    orientation: int = 1  # EXIF orientation, 1..8
+    channels: int | None = None  # JPEG only: 1 grayscale, 3 YCbCr, 4 CMYK
+
+    @property
+    def transposed(self) -> bool:
+        """Orientations 5..8 swap width and height."""
+        return self.orientation >= 5
+
+
+def probe(path: str) -> SourceInfo:
+    """Sniff ``path`` by its magic bytes and read its declared geometry."""
+    try:
+        with open(path, "rb") as file:
+            info = _sniff(file)
+    except OSError:
+        raise NotFound() from None  # gone or unreadable since it was resolved
+    except struct.error:  # a header cut short
+        raise UnsupportedImage("truncated image header") from None
+    if info is None:
+        raise UnsupportedImage("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF)")
+    return info
+
+
+def _sniff(file: BinaryIO) -> SourceInfo | None:
+    head = file.read(32)
+    file.seek(0)
+    if head.startswith(b"\xff\xd8\xff"):
+        return _jpeg(file)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return _png(file)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return _webp(file)
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        width, height = struct.unpack_from("<HH", head, 6)
+        return SourceInfo("gif", width, height)
+    if head[:2] == b"BM":
+        width, height = struct.unpack_from("<ii", head, 18)
+        return SourceInfo("bmp", abs(width), abs(height))
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff(file.read(1 << 20))
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return SourceInfo("avif", None, None)
+    return None
+
+
+def _malformed(kind: str) -> UnsupportedImage:
+    return UnsupportedImage(f"malformed {kind} header")
+
+
+def _jpeg(file: BinaryIO) -> SourceInfo:
+    file.seek(2)
+    orientation = 1
+    while file.read(1) == b"\xff":
+        kind = 0xFF
+        while kind == 0xFF:  # any number of fill bytes may precede a marker
+            kind = (file.read(1) or b"\0")[0]
+        if kind == 0x01 or 0xD0 <= kind <= 0xD8:  # markers without a length
+            continue
+        if kind in (0xDA, 0xD9):  # scan data or end of image before any frame header
+            break
+        length = int.from_bytes(file.read(2), "big") - 2
+        data = file.read(max(length, 0))
+        if length < 0 or len(data) < length:
+            break
+        if kind in _JPEG_SOF and length >= 6:
+            _, height, width, channels = struct.unpack_from(">BHHB", data)
+            return SourceInfo("jpeg", width, height, _valid_orientation(orientation), channels)
+        if kind == 0xE1 and data.startswith(b"Exif\0\0"):
+            orientation = _tiff_tags(data[6:]).get(_TIFF_ORIENTATION, 1)
+    raise _malformed("JPEG")
+
+
+def _png(file: BinaryIO) -> SourceInfo:
+    file.seek(8)
+    width = height = None
+    orientation = 1
+    while header := file.read(8):
+        if len(header) < 8:
+            break
+        length, kind = struct.unpack(">I4s", header)
+        if kind == b"IHDR" and length >= 8:
+            width, height = struct.unpack(">II", file.read(8))
+            file.seek(length - 8 + 4, 1)
+        elif kind == b"eXIf" and length <= 1 << 20:
+            orientation = _tiff_tags(file.read(length)).get(_TIFF_ORIENTATION, 1)
+            file.seek(4, 1)
+        elif kind in (b"IDAT", b"IEND"):
+            break
+        else:
+            file.seek(length + 4, 1)
+    if width is None or height is None:
+        raise _malformed("PNG")
+    return SourceInfo("png", width, height, _valid_orientation(orientation))
+
+
+def _webp(file: BinaryIO) -> SourceInfo:
+    file.seek(12)
+    width = height = None
+    orientation = 1
+    while header := file.read(8):
+        if len(header) < 8:
+            break
+        kind, length = struct.unpack("<4sI", header)
+        data = file.read(min(length, 1 << 20) if kind == b"EXIF" else min(length, 30))
+        if kind == b"VP8X" and len(data) >= 10:
+            width = 1 + int.from_bytes(data[4:7], "little")
+            height = 1 + int.from_bytes(data[7:10], "little")
+        elif kind == b"VP8 " and len(data) >= 10 and width is None:
+            width, height = (v & 0x3FFF for v in struct.unpack_from("<HH", data, 6))
+        elif kind == b"VP8L" and len(data) >= 5 and width is None:
+            bits = int.from_bytes(data[1:5], "little")
+            width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+        elif kind == b"EXIF":
+            exif = data[6:] if data.startswith(b"Exif\0\0") else data
+            orientation = _tiff_tags(exif).get(_TIFF_ORIENTATION, 1)
+        file.seek(length + (length & 1) - len(data), 1)  # chunks are padded to even sizes
+    if width is None or height is None:
+        raise _malformed("WebP")
+    return SourceInfo("webp", width, height, _valid_orientation(orientation))
+
+
+def _tiff(data: bytes) -> SourceInfo:
+    tags = _tiff_tags(data)
+    if _TIFF_WIDTH not in tags or _TIFF_HEIGHT not in tags:
+        raise _malformed("TIFF")
+    orientation = _valid_orientation(tags.get(_TIFF_ORIENTATION, 1))
+    return SourceInfo("tiff", tags[_TIFF_WIDTH], tags[_TIFF_HEIGHT], orientation)
+
+
+def _tiff_tags(data: bytes) -> dict[int, int]:
+    """The integer tags of a TIFF structure's first IFD (also the layout of an EXIF block)."""
+    if len(data) < 8 or data[:2] not in (b"II", b"MM"):
+        return {}
+    order = "<" if data[:2] == b"II" else ">"
+    (offset,) = struct.unpack_from(order + "I", data, 4)
+    if offset + 2 > len(data):
+        return {}
+    (count,) = struct.unpack_from(order + "H", data, offset)
+    tags: dict[int, int] = {}
+    for i in range(min(count, _MAX_IFD_ENTRIES)):
+        entry = offset + 2 + 12 * i
+        if entry + 12 > len(data):
+            break
+        tag, kind, _ = struct.unpack_from(order + "HHI", data, entry)
+        if kind == 3:  # SHORT
+            (tags[tag],) = struct.unpack_from(order + "H", data, entry + 8)
+        elif kind == 4:  # LONG
+            (tags[tag],) = struct.unpack_from(order + "I", data, entry + 8)
+    return tags
+
+
+def _valid_orientation(value: int) -> int:
+    return value if 1 <= value <= 8 else 1

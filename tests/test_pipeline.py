@@ -1,0 +1,285 @@
+"""The transform on real encoded images: dimensions and pixels, format by format."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from proxy.errors import InvalidParameter, UnsupportedImage
+from proxy.formats import FORMATS, LEGACY, SOURCE
+from proxy.params import ImageParams
+from proxy.pipeline import Geometry, jpeg_shrink_factor, plan_geometry, render
+
+from .images import decode, encode, photo, quadrants, with_exif_orientation
+
+MAGIC = {
+    "png": b"\x89PNG",
+    "jpeg": b"\xff\xd8\xff",
+    "webp": b"RIFF",
+    "avif": b"ftyp",
+}
+RED, GREEN, BLUE, WHITE = (0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def close(pixel: np.ndarray, expected: tuple[int, ...], tolerance: int = 12) -> bool:
+    return bool(np.all(np.abs(pixel.astype(int) - np.array(expected)) <= tolerance))
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp", ".bmp", ".tiff", ".gif"])
+def test_every_source_format_decodes_and_resizes(tmp_path: Path, extension: str) -> None:
+    path = write(tmp_path, "q" + extension, encode(quadrants(200, 100), extension))
+    out = decode(render(path, ImageParams(width=50), "png").data)
+    assert out.shape[:2] == (25, 50)
+    assert close(out[5, 5], RED, 40) and close(out[5, 45], GREEN, 40)
+    assert close(out[20, 5], BLUE, 40) and close(out[20, 45], WHITE, 40)
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_every_output_format_matches_its_bytes(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, "p.jpg", encode(photo(300, 200), ".jpg"))
+    rendered = render(path, ImageParams(width=120, quality=80), name)
+    assert rendered.format.name == name
+    assert MAGIC[name] in rendered.data[:12]
+    assert decode(rendered.data).shape[:2] == (80, 120)
+
+
+def test_source_format_is_kept_when_servable(tmp_path: Path) -> None:
+    for extension, expected in [
+        (".webp", "webp"),
+        (".jpg", "jpeg"),
+        (".png", "png"),
+        (".bmp", "png"),
+        (".tiff", "png"),
+    ]:
+        path = write(tmp_path, "s" + extension, encode(photo(40, 30), extension))
+        assert render(path, ImageParams(), SOURCE).format.name == expected
+
+
+def rgba_half_transparent() -> np.ndarray:
+    image = np.zeros((100, 200, 4), np.uint8)
+    image[..., :3] = RED
+    image[:, 100:, 3] = 255
+    return image
+
+
+@pytest.mark.parametrize("name", [n for n in ("png", "webp", "avif") if n in FORMATS])
+def test_alpha_is_kept_where_the_format_carries_it(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, "a.png", encode(rgba_half_transparent(), ".png"))
+    out = decode(render(path, ImageParams(width=100, quality=95), name).data)
+    assert out.shape == (50, 100, 4)
+    assert out[25, 10, 3] < 10 and out[25, 90, 3] > 245
+    assert close(out[25, 90, :3], RED, 20)
+
+
+def test_alpha_is_flattened_onto_bg_for_jpeg(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.png", encode(rgba_half_transparent(), ".png"))
+    out = decode(render(path, ImageParams(width=100, background=(0, 0, 255, 255)), "jpeg").data)
+    assert out.shape == (50, 100, 3)
+    assert close(out[25, 10], BLUE)  # transparent half shows the background
+    assert close(out[25, 90], RED)
+
+
+def test_auto_without_modern_formats_picks_png_for_alpha_and_jpeg_otherwise(tmp_path: Path) -> None:
+    alpha = write(tmp_path, "a.png", encode(rgba_half_transparent(), ".png"))
+    opaque = write(tmp_path, "o.png", encode(photo(50, 50), ".png"))
+    assert render(alpha, ImageParams(fmt="auto"), LEGACY).format.name == "png"
+    assert render(opaque, ImageParams(fmt="auto"), LEGACY).format.name == "jpeg"
+
+
+def test_opaque_alpha_channel_is_dropped(tmp_path: Path) -> None:
+    image = np.dstack((photo(40, 30), np.full((30, 40), 255, np.uint8)))
+    path = write(tmp_path, "opaque.png", encode(image, ".png"))
+    assert decode(render(path, ImageParams(), "png").data).shape == (30, 40, 3)
+
+
+def test_16_bit_becomes_correct_8_bit(tmp_path: Path) -> None:
+    image = np.zeros((20, 30, 3), np.uint16)
+    image[:, :10] = 0x8080  # mid grey: 128 in 8 bits
+    image[:, 10:20] = 65535  # full scale: 255, not wrapped to 0 or 127
+    image[:, 20:] = (65535, 0, 257 * 60)
+    path = write(tmp_path, "deep.png", encode(image, ".png"))
+    out = decode(render(path, ImageParams(), "png").data)
+    assert out.dtype == np.uint8
+    assert tuple(out[10, 5]) == (128, 128, 128)
+    assert tuple(out[10, 15]) == (255, 255, 255)
+    assert tuple(out[10, 25]) == (255, 0, 60)
+
+
+def test_16_bit_grayscale_with_resize(tmp_path: Path) -> None:
+    ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (64, 1))
+    path = write(tmp_path, "ramp16.png", encode(ramp, ".png"))
+    out = decode(render(path, ImageParams(width=128), "png").data)
+    assert out.shape == (32, 128) and out.dtype == np.uint8
+    assert out[0, 0] <= 2 and out[0, -1] >= 253
+    assert np.all(np.diff(out[0].astype(int)) >= 0)  # still a ramp: nothing wrapped
+
+
+@pytest.mark.parametrize(("extension", "name"), [(".png", "png"), (".jpg", "jpeg"), (".png", "jpeg")])
+def test_grayscale_stays_grayscale(tmp_path: Path, extension: str, name: str) -> None:
+    gray = np.tile(np.arange(0, 200, 2, dtype=np.uint8), (50, 1))
+    path = write(tmp_path, "g" + extension, encode(gray, extension))
+    out = decode(render(path, ImageParams(width=50), name).data)
+    assert out.shape == (25, 50)
+
+
+def expected_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """EXIF orientation as NumPy: the picture a viewer shows."""
+    return {
+        1: lambda im: im,
+        2: lambda im: im[:, ::-1],
+        3: lambda im: im[::-1, ::-1],
+        4: lambda im: im[::-1],
+        5: lambda im: im.transpose(1, 0, 2),
+        6: lambda im: np.rot90(im, -1),
+        7: lambda im: im.transpose(1, 0, 2)[::-1, ::-1],  # transverse
+        8: lambda im: np.rot90(im, 1),
+    }[orientation](image)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(tmp_path: Path, orientation: int) -> None:
+    stored = quadrants(120, 80)
+    path = write(
+        tmp_path,
+        "o.jpg",
+        with_exif_orientation(encode(stored, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95), orientation),
+    )
+    out = decode(render(path, ImageParams(width=60 if orientation < 5 else 40), "png").data)
+    expected = cv2.resize(
+        np.ascontiguousarray(expected_orientation(stored, orientation)),
+        (out.shape[1], out.shape[0]),
+        interpolation=cv2.INTER_AREA,
+    )
+    assert out.shape == expected.shape
+    h, w = out.shape[:2]
+    for y, x in [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)]:
+        assert close(out[y, x], tuple(expected[y, x]), 30), (orientation, y, x)
+
+
+def test_large_jpeg_thumbnail_is_area_averaged(tmp_path: Path) -> None:
+    """One-pixel stripes must average to grey; nearest-neighbour would keep them black or white."""
+    stripes = np.zeros((4000, 6000), np.uint8)
+    stripes[:, ::2] = 255
+    path = write(
+        tmp_path,
+        "big.jpg",
+        encode(cv2.cvtColor(stripes, cv2.COLOR_GRAY2BGR), ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95),
+    )
+    assert jpeg_shrink_factor((6000, 4000), plan_geometry(6000, 4000, ImageParams(width=400))) == 8
+    out = decode(render(path, ImageParams(width=400), "png").data)
+    assert out.shape == (267, 400, 3)
+    assert abs(float(out.mean()) - 127.5) < 12
+    assert float(out.std()) < 8
+
+
+def test_large_photo_thumbnail_matches_a_full_decode(tmp_path: Path) -> None:
+    original = photo(3000, 2000, seed=3)
+    path = write(tmp_path, "p.jpg", encode(original, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95))
+    out = decode(render(path, ImageParams(width=300), "png").data)
+    reference = cv2.resize(original, (300, 200), interpolation=cv2.INTER_AREA)
+    assert out.shape == reference.shape
+    assert cv2.PSNR(out, reference) > 35
+
+
+@pytest.mark.parametrize(
+    ("source", "params", "expected"),
+    [
+        ((6000, 4000), ImageParams(width=400), Geometry((400, 267))),
+        ((6000, 4000), ImageParams(height=400), Geometry((600, 400))),
+        ((6000, 4000), ImageParams(width=400, height=400), Geometry((400, 267))),
+        ((300, 200), ImageParams(width=1000), Geometry((300, 200))),  # never enlarged
+        ((300, 200), ImageParams(), Geometry((300, 200))),
+        (
+            (600, 400),
+            ImageParams(width=200, height=200, fit="cover"),
+            Geometry((300, 200), crop=(50, 0, 200, 200)),
+        ),
+        ((600, 400), ImageParams(width=200, height=100, fit="fill"), Geometry((200, 100))),
+        (
+            (600, 400),
+            ImageParams(width=200, height=200, fit="contain"),
+            Geometry((200, 133), canvas=(200, 200)),
+        ),
+        # a box larger than the source shrinks in proportion
+        (
+            (300, 200),
+            ImageParams(width=1000, height=1000, fit="cover"),
+            Geometry((300, 200), crop=(50, 0, 200, 200)),
+        ),
+        ((300, 200), ImageParams(width=600, height=200, fit="fill"), Geometry((300, 100))),
+        (
+            (300, 200),
+            ImageParams(width=1000, height=1000, fit="contain"),
+            Geometry((200, 133), canvas=(200, 200)),
+        ),
+        ((1, 10000), ImageParams(width=100), Geometry((1, 10000))),
+        ((10000, 10), ImageParams(width=100), Geometry((100, 1))),
+    ],
+)
+def test_plan_geometry(source: tuple[int, int], params: ImageParams, expected: Geometry) -> None:
+    assert plan_geometry(*source, params) == expected
+
+
+def test_cover_crops_the_centre(tmp_path: Path) -> None:
+    image = np.zeros((100, 300, 3), np.uint8)
+    image[:, 100:200] = GREEN  # only the middle third is green
+    path = write(tmp_path, "c.png", encode(image, ".png"))
+    out = decode(render(path, ImageParams(width=50, height=50, fit="cover"), "png").data)
+    assert out.shape == (50, 50, 3)
+    assert close(out[25, 2], GREEN) and close(out[25, 47], GREEN)
+
+
+def test_contain_pads_with_bg(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.png", encode(np.full((100, 200, 3), 255, np.uint8), ".png"))
+    out = decode(
+        render(
+            path, ImageParams(width=100, height=100, fit="contain", background=(255, 0, 0, 255)), "png"
+        ).data
+    )
+    assert out.shape == (100, 100, 3)
+    assert close(out[5, 50], RED, 2) and close(out[95, 50], RED, 2)
+    assert close(out[50, 50], WHITE, 2)
+
+
+def test_contain_with_transparent_bg_keeps_alpha(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.png", encode(np.full((100, 200, 3), 255, np.uint8), ".png"))
+    out = decode(
+        render(path, ImageParams(width=100, height=100, fit="contain", background=(0, 0, 0, 0)), "png").data
+    )
+    assert out.shape == (100, 100, 4)
+    assert out[5, 50, 3] == 0 and out[50, 50, 3] == 255
+
+
+def test_fill_stretches(tmp_path: Path) -> None:
+    path = write(tmp_path, "q.png", encode(quadrants(200, 200), ".png"))
+    out = decode(render(path, ImageParams(width=100, height=40, fit="fill"), "png").data)
+    assert out.shape == (40, 100, 3)
+    assert close(out[10, 25], RED) and close(out[30, 75], WHITE)
+
+
+@pytest.mark.parametrize("content", [b"", b"plain text, named like an image" * 4])
+def test_undecodable_sources(tmp_path: Path, content: bytes) -> None:
+    path = write(tmp_path, "bad.jpg", content)
+    with pytest.raises(UnsupportedImage):
+        render(path, ImageParams(), SOURCE)
+
+
+def test_corrupt_body_after_a_valid_header(tmp_path: Path) -> None:
+    png = encode(photo(64, 64), ".png")
+    path = write(tmp_path, "corrupt.png", png[:40] + b"\0" * 200)
+    with pytest.raises(UnsupportedImage):
+        render(path, ImageParams(), SOURCE)
+
+
+def test_output_over_the_format_limit_is_a_bad_parameter(tmp_path: Path) -> None:
+    path = write(tmp_path, "wide.png", encode(np.zeros((4, 17000, 3), np.uint8), ".png"))
+    with pytest.raises(InvalidParameter) as caught:
+        render(path, ImageParams(), "webp")
+    assert caught.value.parameter == "fmt"

@@ -1,0 +1,92 @@
+"""The header reader: formats by magic bytes, declared sizes, EXIF orientation."""
+
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from proxy.errors import NotFound, UnsupportedImage
+from proxy.probe import probe
+
+from .images import encode, exif_orientation_segment, with_exif_orientation
+
+IMAGE = np.full((30, 50, 3), 90, np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("extension", "name"),
+    [
+        (".jpg", "jpeg"),
+        (".png", "png"),
+        (".webp", "webp"),
+        (".bmp", "bmp"),
+        (".tiff", "tiff"),
+        (".gif", "gif"),
+    ],
+)
+def test_format_and_size_from_the_header(tmp_path: Path, extension: str, name: str) -> None:
+    path = tmp_path / f"image{extension}"
+    path.write_bytes(encode(IMAGE, extension))
+    info = probe(str(path))
+    assert (info.format, info.width, info.height, info.orientation) == (name, 50, 30, 1)
+
+
+def test_lossless_and_alpha_webp(tmp_path: Path) -> None:
+    path = tmp_path / "a.webp"
+    path.write_bytes(encode(np.zeros((31, 47, 4), np.uint8), ".webp", cv2.IMWRITE_WEBP_QUALITY, 101))
+    info = probe(str(path))
+    assert (info.format, info.width, info.height) == ("webp", 47, 31)
+
+
+def test_jpeg_components(tmp_path: Path) -> None:
+    path = tmp_path / "gray.jpg"
+    path.write_bytes(encode(np.zeros((8, 8), np.uint8), ".jpg"))
+    assert probe(str(path)).channels == 1
+    path.write_bytes(encode(IMAGE, ".jpg"))
+    assert probe(str(path)).channels == 3
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_exif_orientation(tmp_path: Path, orientation: int) -> None:
+    path = tmp_path / "o.jpg"
+    path.write_bytes(with_exif_orientation(encode(IMAGE, ".jpg"), orientation))
+    info = probe(str(path))
+    assert info.orientation == orientation
+    assert info.transposed == (orientation >= 5)
+    assert (info.width, info.height) == (50, 30)  # as stored
+
+
+def test_png_exif_chunk(tmp_path: Path) -> None:
+    png = encode(IMAGE, ".png")
+    exif = exif_orientation_segment(6)[4 + 6 :]  # the bare TIFF structure
+    chunk = struct.pack(">I", len(exif)) + b"eXIf" + exif + struct.pack(">I", zlib.crc32(b"eXIf" + exif))
+    ihdr_end = 8 + 8 + 13 + 4
+    path = tmp_path / "o.png"
+    path.write_bytes(png[:ihdr_end] + chunk + png[ihdr_end:])
+    assert probe(str(path)).orientation == 6
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"hello world, not an image", b"P6\n10 10\n255\n" + bytes(300), b"\x00" * 64, b"\xff\xd8\xff"],
+)
+def test_unknown_or_truncated_is_unsupported(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "x.jpg"
+    path.write_bytes(content)
+    with pytest.raises(UnsupportedImage):
+        probe(str(path))
+
+
+def test_truncated_png_header(tmp_path: Path) -> None:
+    path = tmp_path / "x.png"
+    path.write_bytes(encode(IMAGE, ".png")[:20])
+    with pytest.raises(UnsupportedImage):
+        probe(str(path))
+
+
+def test_vanished_file_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        probe(str(tmp_path / "gone.png"))
