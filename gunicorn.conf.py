@@ -1,0 +1,29 @@
+"""gunicorn settings for a CPU-bound image origin. Each line says why; env vars override.
+
+Run from the repository root:
+    gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8000 "proxy.app:create_app()"
+"""
+
+import os
+
+# Default bind for `make serve`; deployments pass --bind (a unix socket behind nginx is best).
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Transforms are CPU-bound: one worker per core; more would only queue on the same cores.
+workers = int(os.environ.get("GUNICORN_WORKERS", os.cpu_count() or 1))
+# sync workers: nginx in front buffers slow clients, so a worker is only busy while it computes.
+worker_class = "sync"
+# A 50 MP decode plus encode takes a few seconds; a worker silent for longer is stuck and replaced.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# On SIGTERM, in-flight transforms get this long to finish before workers are killed.
+graceful_timeout = 30
+# Short keep-alive: the front proxy reuses connections; idle ones must not pin a sync worker.
+keepalive = 2
+# Recycle workers now and then, bounding memory growth from native-library heap fragmentation.
+max_requests = 5000
+max_requests_jitter = 500
+# Import OpenCV and NumPy once in the master, and fail at boot (not per worker) on bad settings.
+preload_app = True
+# Access and error logs to stdout/stderr, where a process supervisor collects them.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")

@@ -1,0 +1,75 @@
+"""HTTP caching for image responses: validators, Cache-Control, conditional requests.
+
+The ETag derives from the variant's cache key (original id and version, canonical
+transform, negotiated target, pipeline version), so it is known before any
+pixel is read: a revalidation is answered from a ``stat`` alone, and every
+worker and every restart computes the same tag for the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from flask import Request, Response
+from werkzeug.http import http_date, is_resource_modified
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+    from werkzeug.datastructures import Headers
+
+
+@dataclass(frozen=True)
+class Validators:
+    etag: str  # unquoted, strong
+    last_modified: datetime
+    max_age: int
+    vary_accept: bool  # the format was negotiated from Accept
+
+    def headers(self) -> dict[str, str]:
+        """What a 200 and a 304 both carry (RFC 9110 15.4.5)."""
+        headers = {
+            "ETag": f'"{self.etag}"',
+            "Last-Modified": http_date(self.last_modified),
+            "Cache-Control": f"public, max-age={self.max_age}",
+        }
+        if self.vary_accept:
+            headers["Vary"] = "Accept"
+        return headers
+
+
+def etag_for(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def is_not_modified(request: Request, validators: Validators) -> bool:
+    """RFC 9110 13.2.2: If-None-Match (weak comparison, ``*`` included) when present,
+    else If-Modified-Since. werkzeug implements exactly this precedence."""
+    return not is_resource_modified(
+        request.environ, etag=validators.etag, last_modified=validators.last_modified
+    )
+
+
+class _NotModified(Response):
+    """A 304 that keeps Last-Modified.
+
+    werkzeug strips RFC 2616 "entity headers" from 304s, Last-Modified among them,
+    but caches holding a copy use it to refresh their stored headers.
+    """
+
+    def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
+        headers = super().get_wsgi_headers(environ)
+        headers["Last-Modified"] = self.headers["Last-Modified"]
+        return headers
+
+
+def not_modified_response(validators: Validators) -> Response:
+    return _NotModified(status=304, headers=validators.headers())
+
+
+def image_response(data: bytes, mime: str, validators: Validators) -> Response:
+    response = Response(data, mimetype=mime, headers=validators.headers())
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,102 @@
+"""End to end through a real gunicorn with several workers, as `make serve` runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .images import decode
+from .server import REPO, Server, start_gunicorn
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    import shutil
+
+    root = tmp_path_factory.mktemp("images")
+    for name in ("rocket.jpg", "coffee-cutout.png", "chelsea.png"):
+        shutil.copy(REPO / "samples" / name, root / name)
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    env = {"PROXY_IMAGE_ROOT": str(root), "PROXY_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    server = start_gunicorn(env, workers=2)
+    yield server
+    server.stop()
+
+
+def test_thumbnail(server: Server) -> None:
+    status, headers, body = server.request("GET", "/image/rocket.jpg?w=400&fmt=webp")
+    assert status == 200
+    assert headers["content-type"] == "image/webp"
+    assert int(headers["content-length"]) == len(body)
+    assert decode(body).shape == (267, 400, 3)
+    assert headers["etag"].startswith('"') and "last-modified" in headers and "date" in headers
+
+
+def test_head(server: Server) -> None:
+    _, get_headers, get_body = server.request("GET", "/image/chelsea.png?w=120")
+    status, headers, body = server.request("HEAD", "/image/chelsea.png?w=120")
+    assert status == 200 and body == b""
+    assert headers["content-length"] == str(len(get_body))
+    assert headers["etag"] == get_headers["etag"]
+
+
+def test_conditional_get(server: Server) -> None:
+    _, headers, _ = server.request("GET", "/image/rocket.jpg?w=64")
+    status, again, body = server.request("GET", "/image/rocket.jpg?w=64", {"If-None-Match": headers["etag"]})
+    assert status == 304 and body == b""
+    assert again["etag"] == headers["etag"] and again["last-modified"] == headers["last-modified"]
+
+
+def test_workers_agree_on_etags(server: Server) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(lambda _: server.request("GET", "/image/chelsea.png?w=77&fmt=jpeg"), range(16))
+        )
+    assert {status for status, _, _ in results} == {200}
+    assert len({headers["etag"] for _, headers, _ in results}) == 1
+
+
+def test_bad_input_never_kills_a_worker(server: Server) -> None:
+    workers = server.workers()
+    for path, expected in [
+        ("/image/broken.png?w=10", 415),
+        ("/image/rocket.jpg?w=-1", 400),
+        ("/image/rocket.jpg?fmt=bmp", 400),
+        ("/image/../../etc/passwd", 404),
+        ("/image/%2e%2e/%2e%2e/etc/passwd", 404),
+        ("/image/rocket.jpg%00", 404),
+    ]:
+        status, headers, body = server.request("GET", path)
+        assert status == expected, path
+        assert headers["content-type"] == "application/json"
+        assert headers["cache-control"] == "no-store"
+    status, _, _ = server.request("POST", "/image/rocket.jpg")
+    assert status == 405
+    assert server.request("GET", "/image/rocket.jpg?w=20")[0] == 200
+    assert server.workers() == workers
+
+
+def test_bad_settings_fail_at_boot_naming_the_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            "127.0.0.1:0",
+            "proxy.app:create_app()",
+        ],
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PROXY_CACHE_SIZE": "huge"},
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert b"PROXY_CACHE_SIZE" in result.stderr

@@ -1,0 +1,216 @@
+"""The HTTP interface through Flask's test client: statuses, headers, bodies."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+
+from proxy.formats import FORMATS
+
+from .images import decode
+
+
+def assert_json_error(response, status: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "ETag" not in response.headers
+    body = response.get_json()
+    assert body["status"] == status and body["error"]
+    return body  # type: ignore[no-any-return]
+
+
+def test_resize_and_convert(client: FlaskClient) -> None:
+    response = client.get("/image/photo.jpg?w=300&fmt=webp")
+    assert response.status_code == 200
+    assert response.mimetype == "image/webp"
+    assert response.data[8:12] == b"WEBP"
+    assert int(response.headers["Content-Length"]) == len(response.data)
+    assert decode(response.data).shape == (200, 300, 3)
+
+
+def test_caching_headers(client: FlaskClient) -> None:
+    response = client.get("/image/photo.jpg?w=100")
+    assert response.headers["Cache-Control"] == "public, max-age=3600"
+    etag = response.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
+    assert response.headers["Last-Modified"].endswith("GMT")
+    assert "Vary" not in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_nested_ids(client: FlaskClient) -> None:
+    response = client.get("/image/nested/deep.webp?h=60")
+    assert response.status_code == 200 and response.mimetype == "image/webp"
+    assert decode(response.data).shape[:2] == (60, 80)
+
+
+def test_no_parameters_returns_the_source_size_in_its_format(client: FlaskClient) -> None:
+    response = client.get("/image/quadrants.png")
+    assert response.mimetype == "image/png"
+    assert decode(response.data).shape == (200, 300, 3)
+
+
+def test_dpr(client: FlaskClient) -> None:
+    response = client.get("/image/photo.jpg?w=100&dpr=2.5")
+    assert decode(response.data).shape[:2] == (167, 250)
+
+
+def test_equivalent_urls_share_an_etag(client: FlaskClient) -> None:
+    a = client.get("/image/photo.jpg?w=0300&fmt=jpeg").headers["ETag"]
+    b = client.get("/image/photo.jpg?fmt=jpeg&w=300").headers["ETag"]
+    c = client.get("/image/photo.jpg?fmt=jpeg&w=301").headers["ETag"]
+    assert a == b != c
+
+
+@pytest.mark.parametrize(
+    ("accept", "mime"),
+    [
+        ("image/webp,*/*;q=0.8", "image/webp"),
+        ("image/avif,image/webp,*/*", "image/avif" if "avif" in FORMATS else "image/webp"),
+        ("*/*", "image/jpeg"),
+        ("image/*", "image/jpeg"),
+        ("image/webp;q=0, */*", "image/jpeg"),
+        ("", "image/jpeg"),
+    ],
+)
+def test_auto_negotiates_from_accept(client: FlaskClient, accept: str, mime: str) -> None:
+    response = client.get("/image/photo.jpg?w=100&fmt=auto", headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.mimetype == mime
+    assert response.headers["Vary"] == "Accept"
+    decode(response.data)
+
+
+def test_auto_picks_png_for_alpha(client: FlaskClient) -> None:
+    response = client.get("/image/alpha.png?w=100&fmt=auto", headers={"Accept": "*/*"})
+    assert response.mimetype == "image/png"
+    out = decode(response.data)
+    assert out.shape == (67, 100, 4) and out[30, 10, 3] == 0 and out[30, 90, 3] == 255
+
+
+def test_different_negotiations_have_different_etags(client: FlaskClient) -> None:
+    webp = client.get("/image/photo.jpg?fmt=auto", headers={"Accept": "image/webp"}).headers["ETag"]
+    jpeg = client.get("/image/photo.jpg?fmt=auto", headers={"Accept": "*/*"}).headers["ETag"]
+    assert webp != jpeg
+
+
+def test_jpeg_flattens_onto_bg(client: FlaskClient) -> None:
+    out = decode(client.get("/image/alpha.png?fmt=jpeg&bg=00ff00").data)
+    assert out.shape == (200, 300, 3)
+    assert np.all(np.abs(out[100, 20].astype(int) - (0, 255, 0)) < 12)
+    assert np.all(np.abs(out[100, 280].astype(int) - (0, 0, 255)) < 12)
+
+
+def test_head_has_the_get_headers_and_no_body(client: FlaskClient) -> None:
+    get = client.get("/image/photo.jpg?w=120&fmt=png")
+    head = client.head("/image/photo.jpg?w=120&fmt=png")
+    assert head.status_code == 200 and head.data == b""
+    for name in ("Content-Type", "Content-Length", "ETag", "Last-Modified", "Cache-Control"):
+        assert head.headers[name] == get.headers[name]
+
+
+def test_if_none_match_answers_304(client: FlaskClient) -> None:
+    first = client.get("/image/photo.jpg?w=100&fmt=auto", headers={"Accept": "image/webp"})
+    etag = first.headers["ETag"]
+    for header in (etag, f'"nope", {etag}', "*", f"W/{etag}"):
+        response = client.get(
+            "/image/photo.jpg?w=100&fmt=auto", headers={"If-None-Match": header, "Accept": "image/webp"}
+        )
+        assert response.status_code == 304, header
+        assert response.data == b""
+        assert response.headers["ETag"] == etag
+        assert response.headers["Cache-Control"] == first.headers["Cache-Control"]
+        assert response.headers["Last-Modified"] == first.headers["Last-Modified"]
+        assert response.headers["Vary"] == "Accept"
+    changed = client.get("/image/photo.jpg?w=100", headers={"If-None-Match": '"other"'})
+    assert changed.status_code == 200
+
+
+def test_if_modified_since(client: FlaskClient) -> None:
+    first = client.get("/image/photo.jpg?w=50")
+    stamp = first.headers["Last-Modified"]
+    assert client.get("/image/photo.jpg?w=50", headers={"If-Modified-Since": stamp}).status_code == 304
+    old = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert client.get("/image/photo.jpg?w=50", headers={"If-Modified-Since": old}).status_code == 200
+    # If-None-Match wins over If-Modified-Since when both are present
+    both = {"If-Modified-Since": stamp, "If-None-Match": '"other"'}
+    assert client.get("/image/photo.jpg?w=50", headers=both).status_code == 200
+
+
+def test_replaced_original_gets_a_new_etag_and_image(client: FlaskClient, image_root: Path) -> None:
+    first = client.get("/image/quadrants.png?w=30")
+    (image_root / "quadrants.png").write_bytes((image_root / "alpha.png").read_bytes())
+    second = client.get("/image/quadrants.png?w=30", headers={"If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 200
+    assert second.headers["ETag"] != first.headers["ETag"]
+    assert decode(second.data).shape == (20, 30, 4)
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("w=abc", "w"),
+        ("w=0", "w"),
+        ("w=99999", "w"),
+        ("fit=crop&w=1&h=1", "fit"),
+        ("fmt=gif", "fmt"),
+        ("q=101", "q"),
+        ("bg=xyz", "bg"),
+        ("dpr=5", "dpr"),
+        ("w=1&w=2", "w"),
+        ("size=3", "size"),
+        ("w=", "w"),
+    ],
+)
+def test_bad_parameters_are_400(client: FlaskClient, query: str, parameter: str) -> None:
+    body = assert_json_error(client.get(f"/image/photo.jpg?{query}"), 400)
+    assert body["parameter"] == parameter
+    assert parameter in str(body["error"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/image/missing.jpg",
+        "/image/../conftest.py",
+        "/image/%2e%2e/secret.jpg",
+        "/image/nested/%2e%2e/%2e%2e/secret.jpg",
+        "/image/nested%2f..%2f..%2fsecret.jpg",
+        "/image//etc/passwd",
+        "/image/photo.jpg%00.png",
+        "/image/nested%5cdeep.webp",
+        "/image/" + "a" * 2000,
+        "/image/",
+        "/nothing-here",
+    ],
+)
+def test_unknown_and_escaping_paths_are_404(client: FlaskClient, image_root: Path, path: str) -> None:
+    (image_root.parent / "secret.jpg").write_bytes((image_root / "photo.jpg").read_bytes())
+    assert_json_error(client.get(path), 404)
+
+
+@pytest.mark.parametrize("name", ["empty.jpg", "text.jpg"])
+def test_undecodable_sources_are_415(client: FlaskClient, name: str) -> None:
+    assert_json_error(client.get(f"/image/{name}?w=10"), 415)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_are_405(client: FlaskClient, method: str) -> None:
+    response = client.open("/image/photo.jpg", method=method)
+    assert_json_error(response, 405)
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+
+
+def test_errors_never_get_validators_even_with_conditionals(client: FlaskClient) -> None:
+    response = client.get("/image/missing.jpg", headers={"If-None-Match": "*"})
+    assert_json_error(response, 404)
+
+
+def test_unexpected_errors_are_json_500_without_internals(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
+    app.extensions["proxy"].store.root = None  # sabotage: resolve() now fails inside pathlib
+    response = client.get("/image/photo.jpg")
+    body = assert_json_error(response, 500)
+    assert body["error"] == "internal error" and "request_id" in body
+    assert "Traceback" not in response.get_data(as_text=True)
