@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from .cache import VariantCache
 from .errors import register_error_handlers
 from .settings import Settings
 from .sources import FileStore, SourceStore
@@ -22,12 +23,17 @@ class Origin:
 
     settings: Settings
     store: SourceStore
+    cache: VariantCache
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings if settings is not None else Settings.from_env()
     app = Flask(__name__)
-    app.extensions["proxy"] = Origin(settings=settings, store=FileStore(settings.image_root))
+    app.extensions["proxy"] = Origin(
+        settings=settings,
+        store=FileStore(settings.image_root),
+        cache=VariantCache(settings.cache_dir, settings.cache_size),
+    )
     app.register_blueprint(images)
     register_error_handlers(app)
     return app

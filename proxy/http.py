@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 
 from flask import Request, Response
 from werkzeug.http import http_date, is_resource_modified
+from werkzeug.wsgi import wrap_file
+
+from .cache import Variant
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -69,7 +72,19 @@ def not_modified_response(validators: Validators) -> Response:
     return _NotModified(status=304, headers=validators.headers())
 
 
-def image_response(data: bytes, mime: str, validators: Validators) -> Response:
-    response = Response(data, mimetype=mime, headers=validators.headers())
+def image_response(variant: Variant, validators: Validators, environ: WSGIEnvironment) -> Response:
+    """The image, from memory or streamed from its cache file (sendfile under gunicorn)."""
+    if isinstance(variant.body, bytes):
+        response = Response(variant.body, mimetype=variant.mime)
+    elif environ["REQUEST_METHOD"] == "HEAD":
+        variant.body.close()  # werkzeug sends no body for HEAD, and so would never close the file
+        response = Response(b"", mimetype=variant.mime)
+        response.content_length = variant.length
+    else:
+        body = wrap_file(environ, variant.body)
+        response = Response(body, mimetype=variant.mime, direct_passthrough=True)
+        response.content_length = variant.length
+    response.headers.update(validators.headers())
+    response.headers["X-Cache"] = "HIT" if variant.hit else "MISS"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -53,8 +53,8 @@ class Settings:
         """Raise ``SettingsError`` naming the first field that is out of range."""
         if not self.image_root.is_dir():
             raise SettingsError(f"{PREFIX}IMAGE_ROOT: {self.image_root} is not a directory")
-        if self.cache_size < 1 << 20:
-            raise SettingsError(f"{PREFIX}CACHE_SIZE: {self.cache_size} bytes is below 1 MiB")
+        if self.cache_size < 16 << 20:
+            raise SettingsError(f"{PREFIX}CACHE_SIZE: {self.cache_size} bytes is below 16 MiB")
         if self.max_age < 0:
             raise SettingsError(f"{PREFIX}MAX_AGE: must be >= 0 seconds, got {self.max_age}")
         if not 1 <= self.max_dimension <= 65500:

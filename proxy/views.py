@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, Response, current_app, request
 
+from .cache import variant_key
+from .errors import NotFound
 from .formats import negotiate
 from .http import Validators, etag_for, image_response, is_not_modified, not_modified_response
 from .params import parse_params
-from .pipeline import PIPELINE_VERSION, render
+from .pipeline import render
+from .sources import Source, SourceStore
+
+if TYPE_CHECKING:
+    from .app import Origin
 
 images = Blueprint("images", __name__)
 
@@ -15,12 +23,12 @@ images = Blueprint("images", __name__)
 # merge_slashes=False: "//etc/passwd" must be a 404, not a redirect to a path that might exist.
 @images.get("/image/<path:image_id>", provide_automatic_options=False, merge_slashes=False)
 def image(image_id: str) -> Response:
-    origin = current_app.extensions["proxy"]
+    origin: Origin = current_app.extensions["proxy"]
     params = parse_params(request.args, origin.settings.max_dimension)  # 1. parse once
     source = origin.store.resolve(image_id)  # 2. locate; metadata only
     target = negotiate(params.fmt, request.accept_mimetypes)
-    key = "|".join((PIPELINE_VERSION, source.id, source.version, params.canonical(), target))
-    validators = Validators(  # 3. validators derive from the key
+    key = variant_key(source, params, target)  # 3. key and validators, before any pixel
+    validators = Validators(
         etag=etag_for(key),
         last_modified=source.last_modified,
         max_age=origin.settings.max_age,
@@ -28,5 +36,17 @@ def image(image_id: str) -> Response:
     )
     if is_not_modified(request, validators):  # 4. revalidation costs a stat
         return not_modified_response(validators)
-    rendered = render(source.path, params, target)  # 5. decode -> steps -> encode
-    return image_response(rendered.data, rendered.format.mime, validators)  # 6.
+    variant = origin.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
+        key,
+        produce=lambda: render(source.path, params, target),
+        keep=lambda: _unchanged(origin.store, source),
+    )
+    return image_response(variant, validators, request.environ)  # 6.
+
+
+def _unchanged(store: SourceStore, source: Source) -> bool:
+    """Whether the original is still the version we rendered: a replaced one must not be cached."""
+    try:
+        return store.resolve(source.id).version == source.version
+    except NotFound:
+        return False

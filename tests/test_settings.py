@@ -51,7 +51,7 @@ def test_parse_size(raw: str, expected: int) -> None:
     [
         ("PROXY_CACHE_SIZE", "lots"),
         ("PROXY_CACHE_SIZE", "5XB"),
-        ("PROXY_CACHE_SIZE", "100"),  # below 1 MiB
+        ("PROXY_CACHE_SIZE", "15MiB"),  # below 16 MiB
         ("PROXY_MAX_AGE", "-1"),
         ("PROXY_MAX_AGE", "1.5"),
         ("PROXY_MAX_DIMENSION", "0"),

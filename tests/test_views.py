@@ -214,3 +214,55 @@ def test_unexpected_errors_are_json_500_without_internals(client: FlaskClient, a
     body = assert_json_error(response, 500)
     assert body["error"] == "internal error" and "request_id" in body
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_second_request_is_a_cache_hit_with_identical_bytes(client: FlaskClient) -> None:
+    first = client.get("/image/photo.jpg?w=200&fmt=webp")
+    second = client.get("/image/photo.jpg?w=200&fmt=webp")
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert first.data == second.data
+    for name in ("ETag", "Last-Modified", "Content-Type", "Content-Length", "Cache-Control"):
+        assert first.headers[name] == second.headers[name]
+
+
+def test_large_hits_stream_from_the_cache_file(client: FlaskClient) -> None:
+    first = client.get("/image/photo.jpg?fmt=png")  # ~500 KB: stored as a file of its own
+    assert len(first.data) > 100_000
+    second = client.get("/image/photo.jpg?fmt=png", buffered=True)
+    assert second.headers["X-Cache"] == "HIT"
+    assert second.data == first.data
+    assert int(second.headers["Content-Length"]) == len(first.data)
+    head = client.head("/image/photo.jpg?fmt=png")
+    assert head.data == b"" and head.headers["Content-Length"] == second.headers["Content-Length"]
+
+
+def test_explicit_and_negotiated_webp_share_one_cached_variant(client: FlaskClient) -> None:
+    explicit = client.get("/image/photo.jpg?w=90&fmt=webp")
+    negotiated = client.get("/image/photo.jpg?w=90&fmt=auto", headers={"Accept": "image/webp"})
+    assert negotiated.headers["X-Cache"] == "HIT"
+    assert negotiated.headers["ETag"] == explicit.headers["ETag"]
+    assert negotiated.headers["Vary"] == "Accept" and "Vary" not in explicit.headers
+
+
+def test_a_304_does_not_touch_the_cache(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
+    cache = app.extensions["proxy"].cache
+    etag = client.get("/image/photo.jpg?w=64").headers["ETag"]
+    before = cache.stats()
+    for _ in range(5):
+        assert client.get("/image/photo.jpg?w=64", headers={"If-None-Match": etag}).status_code == 304
+    after = cache.stats()
+    assert (after["hits"], after["misses"]) == (before["hits"], before["misses"])
+
+
+def test_errors_are_not_cached(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(2):
+        assert client.get("/image/text.jpg?w=10").status_code == 415
+    assert app.extensions["proxy"].cache.stats()["entries"] == 0
+
+
+def test_replaced_original_is_rendered_again(client: FlaskClient, image_root: Path) -> None:
+    client.get("/image/quadrants.png?w=30")
+    (image_root / "quadrants.png").write_bytes((image_root / "alpha.png").read_bytes())
+    again = client.get("/image/quadrants.png?w=30")
+    assert again.headers["X-Cache"] == "MISS"
+    assert decode(again.data).shape == (20, 30, 4)

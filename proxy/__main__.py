@@ -1,0 +1,105 @@
+"""Operator commands, configured by the same PROXY_* variables as the service.
+
+python -m proxy cache stats              entries, bytes, hit/miss/render counts
+python -m proxy cache clear              empty the cache
+python -m proxy warm <id> [--sizes 200,400,800] [--fmt webp,jpeg]
+                                         render variants ahead of the first request
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from werkzeug.datastructures import MultiDict
+
+from .cache import VariantCache, variant_key
+from .errors import ProxyError
+from .formats import negotiate
+from .params import parse_params
+from .pipeline import render
+from .settings import Settings, SettingsError
+from .sources import FileStore
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    cache = VariantCache(settings.cache_dir, settings.cache_size)
+    try:
+        if args.command == "cache" and args.action == "stats":
+            print(json.dumps(cache.stats(), indent=2))
+        elif args.command == "cache":
+            print(f"removed {cache.clear()} entries")
+        else:
+            return _warm(settings, cache, args.id, args.sizes, args.fmt)
+    finally:
+        cache.close()
+    return 0
+
+
+def _warm(
+    settings: Settings, cache: VariantCache, image_id: str, sizes: list[str], formats: list[str]
+) -> int:
+    """Render each size x format, exactly as ``/image/<id>?w=<size>&fmt=<format>`` would."""
+    store = FileStore(settings.image_root)
+    jobs = [(size, fmt) for size in sizes for fmt in formats]
+    failures = 0
+    for done, (size, fmt) in enumerate(jobs, 1):
+        try:
+            outcome = _warm_one(settings, store, cache, image_id, MultiDict([("w", size), ("fmt", fmt)]))
+        except ProxyError as error:
+            failures += 1
+            outcome = f"error {error.status}: {error.message}"
+        _progress(done, len(jobs), f"w={size} {fmt}: {outcome}")
+    return 1 if failures else 0
+
+
+def _warm_one(
+    settings: Settings, store: FileStore, cache: VariantCache, image_id: str, query: MultiDict[str, str]
+) -> str:
+    source = store.resolve(image_id)
+    params = parse_params(query, settings.max_dimension)
+    target = negotiate(params.fmt, [])
+    variant = cache.fetch(
+        variant_key(source, params, target),
+        produce=lambda: render(source.path, params, target),
+        keep=lambda: True,
+    )
+    return f"{'cached' if variant.hit else 'rendered'}, {variant.length} bytes"
+
+
+def _progress(done: int, total: int, label: str, width: int = 30) -> None:
+    filled = width * done // total
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}\x1b[K")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m proxy", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    cache = commands.add_parser("cache", help="inspect or empty the variant cache")
+    cache.add_argument("action", choices=("stats", "clear"))
+    warm = commands.add_parser("warm", help="pre-render variants of one original")
+    warm.add_argument("id", help="image id, as in /image/<id>")
+    warm.add_argument(
+        "--sizes", type=_csv, default=["200", "400", "800"], help="widths (default 200,400,800)"
+    )
+    warm.add_argument("--fmt", type=_csv, default=["webp", "jpeg"], help="formats, default webp,jpeg")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

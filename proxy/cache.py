@@ -1,0 +1,293 @@
+"""The disk cache of rendered variants: key, get, put, a per-key lock, statistics.
+
+One ``diskcache.Cache`` (SQLite index, values over 32 KB as files) is shared by
+every worker of an instance. Choices, each measured (figures in the README):
+
+- Least-recently-used eviction. Every hit then writes its access time, which
+  costs about 35 us per hit on top of 6 us for a read-only lookup; that buys
+  "hot variants survive" and is small beside the ~300 us a Flask request costs.
+  One shard, not a ``FanoutCache``: two to four workers barely contend for
+  SQLite's write lock, and shards would split the size limit (a shard could
+  then be smaller than one large variant) and turn lock timeouts into misses.
+- The bound is on the directory: ``size_limit`` leaves room for SQLite's
+  write-ahead log, which lives beside the index, and a put that leaves the
+  volume over the limit culls until it is under, because diskcache's own
+  eviction removes only ten entries per write.
+- Values are written to a file before their row is committed, so a worker
+  killed mid-write leaves at most an orphan file, never a row that points at a
+  partial value.
+- The cache accelerates and never fails a request: any error from SQLite or the
+  file system (directory deleted, read-only, disk full, index corrupt) is logged
+  once, the request is served uncached, and the cache is reopened (rebuilt, if
+  its index is unreadable) a few seconds later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+import diskcache
+
+from .params import ImageParams
+from .pipeline import PIPELINE_VERSION, Rendered
+from .sources import Source
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WAL_PAGES = 256  # SQLite checkpoints its write-ahead log at this many pages...
+PAGE_SIZE = 4096  # ...of this size,
+RESERVE = 2 * WAL_PAGES * PAGE_SIZE + 64 * 1024  # so this much of the bound is kept for log and shm.
+MIN_SIZE = 4 * RESERVE
+LOCK_PREFIX = "lock:"
+RENDERS = "stat:renders"
+_FAILURES = (sqlite3.Error, OSError, diskcache.Timeout)
+
+
+@dataclass
+class Variant:
+    """A rendered image: its type, its length, and its bytes or an open file of them."""
+
+    mime: str
+    length: int
+    body: bytes | BinaryIO
+    hit: bool
+
+
+def variant_key(source: Source, params: ImageParams, target: str) -> str:
+    """Everything that changes the bytes: pipeline, original and its version, transform, format.
+
+    The requested ``fmt`` is left out and the negotiated target put in, so ``fmt=webp`` and
+    ``fmt=auto`` answered with WebP are one variant.
+    """
+    transform = params.canonical().replace(f"fmt={params.fmt or ''}&", "")
+    return "|".join((PIPELINE_VERSION, source.id, source.version, transform, target))
+
+
+class VariantCache:
+    """A fail-safe, size-bounded, cross-process LRU of variants."""
+
+    def __init__(
+        self, directory: Path, size: int, lock_timeout: float = 30.0, retry_after: float = 5.0
+    ) -> None:
+        if size < MIN_SIZE:
+            raise ValueError(f"cache size {size} is below the minimum of {MIN_SIZE} bytes")
+        self.directory = directory
+        self.size_limit = size - RESERVE
+        self.max_entry = self.size_limit // 8  # larger variants would evict too much to be worth it
+        self.lock_timeout = lock_timeout
+        self.retry_after = retry_after
+        self._cache: diskcache.Cache | None = None
+        self._index: tuple[int, int] | None = None  # (device, inode) of the open index
+        self._down_since: float | None = None
+        self._checked = 0.0
+        self._open()
+
+    # --- the operations the view uses ---------------------------------------------------
+
+    def fetch(self, key: str, produce: Callable[[], Rendered], keep: Callable[[], bool]) -> Variant:
+        """The cached variant, or one rendered by ``produce`` once across all workers and stored.
+
+        ``keep`` is asked after rendering whether the result may be stored (the original
+        may have been replaced meanwhile); errors from ``produce`` propagate and store nothing.
+        """
+        variant = self.get(key)
+        if variant is not None:
+            return variant
+        with self.lock(key) as waited:
+            variant = self.get(key) if waited else None
+            if variant is not None:
+                return variant
+            rendered = produce()
+            self._guard(lambda cache: cache.incr(RENDERS), None)
+            if keep():
+                self.put(key, rendered)
+            return Variant(rendered.format.mime, len(rendered.data), rendered.data, hit=False)
+
+    def get(self, key: str) -> Variant | None:
+        found = self._guard(lambda cache: cache.get(key, read=True, tag=True), (None, None))
+        body, mime = found
+        if body is None or not isinstance(mime, str):
+            return None
+        if isinstance(body, bytes):
+            return Variant(mime, len(body), body, hit=True)
+        return Variant(mime, os.fstat(body.fileno()).st_size, body, hit=True)
+
+    def put(self, key: str, rendered: Rendered) -> None:
+        if len(rendered.data) > self.max_entry:
+            return
+
+        def store(cache: diskcache.Cache) -> None:
+            cache.set(key, rendered.data, tag=rendered.format.mime)
+            if cache.volume() > self.size_limit:
+                cache.cull()
+
+        self._guard(store, None)
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[bool]:
+        """Hold the variant's lock across workers; yields True if another worker held it first.
+
+        The lock records its holder's pid, and a waiter breaks it as soon as that process is
+        gone (a worker killed mid-render). It also expires after ``lock_timeout``, after which a
+        waiter goes on without it rather than hang. Waiters poll with ``in``, which neither
+        touches LRU order nor counts as a miss.
+        """
+        name = LOCK_PREFIX + key
+        deadline = time.monotonic() + self.lock_timeout
+        owned = self._acquire(name)
+        waited = not owned
+        delay = 0.002
+        while not owned and time.monotonic() < deadline:
+            if self._down_since is not None or self._guard(lambda cache: key in cache, False):
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            owned = self._acquire(name)
+        try:
+            yield waited
+        finally:
+            if owned:
+                self._guard(lambda cache: cache.delete(name), None)
+
+    def _acquire(self, name: str) -> bool:
+        def attempt(cache: diskcache.Cache) -> bool:
+            with cache.transact():
+                if cache.add(name, os.getpid(), expire=self.lock_timeout):
+                    return True
+                try:
+                    holder = cache.incr(name, 0, default=None)  # reads without counting a hit
+                except KeyError:
+                    return False  # released a moment ago: the next attempt takes it
+                if _alive(holder):
+                    return False
+                cache.set(name, os.getpid(), expire=self.lock_timeout)  # its holder died
+                return True
+
+        return self._guard(attempt, False)
+
+    # --- for operators --------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        def collect(cache: diskcache.Cache) -> dict[str, int]:
+            hits, misses = cache.stats()
+            entries = sum(1 for k in cache.iterkeys() if not k.startswith((LOCK_PREFIX, "stat:")))
+            return {
+                "entries": entries,
+                "bytes": directory_bytes(self.directory),
+                "limit": self.size_limit + RESERVE,
+                "hits": hits,
+                "misses": misses,
+                "renders": int(cache.incr(RENDERS, 0)),  # unlike get, counts no hit
+            }
+
+        return self._guard(collect, {})
+
+    def clear(self) -> int:
+        return int(self._guard(lambda cache: cache.clear(), 0))
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+        self._cache = None
+
+    # --- failure handling -----------------------------------------------------------------
+
+    def _guard(self, operation: Callable[[diskcache.Cache], T], fallback: T) -> T:
+        """Run ``operation`` on the cache; on any storage failure, log once and return ``fallback``."""
+        now = time.monotonic()
+        if now - self._checked > self.retry_after:
+            self._checked = now
+            if self._down_since is not None or not self._index_is_current():
+                self._open()
+        if self._cache is None or self._down_since is not None:
+            return fallback
+        try:
+            return operation(self._cache)
+        except diskcache.Timeout:
+            return fallback  # contention, not failure: this request goes uncached
+        except _FAILURES as error:
+            self._fail(error)
+            return fallback
+
+    def _open(self) -> None:
+        self.close()
+        try:
+            self._cache = self._connect()
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):
+                return self._fail(error)
+            log.warning("cache index in %s is unreadable (%s); rebuilding it", self.directory, error)
+            for suffix in ("", "-wal", "-shm"):
+                (self.directory / f"cache.db{suffix}").unlink(missing_ok=True)
+            try:
+                self._cache = self._connect()
+            except _FAILURES as again:
+                return self._fail(again)
+        except _FAILURES as error:
+            return self._fail(error)
+        stat = os.stat(self.directory / "cache.db")
+        self._index = (stat.st_dev, stat.st_ino)
+        if self._down_since is not None:
+            log.warning("cache in %s is available again", self.directory)
+        self._down_since = None
+
+    def _connect(self) -> diskcache.Cache:
+        cache = diskcache.Cache(
+            str(self.directory),
+            size_limit=self.size_limit,
+            eviction_policy="least-recently-used",
+            statistics=True,
+            timeout=1,  # a hit never waits long on SQLite's write lock; it goes uncached instead
+            sqlite_wal_autocheckpoint=WAL_PAGES,
+            sqlite_journal_size_limit=WAL_PAGES * PAGE_SIZE,
+            sqlite_mmap_size=0,  # mmap turns an index truncated under us into SIGBUS, a dead worker
+        )
+        cache.stats(enable=True)
+        return cache
+
+    def _index_is_current(self) -> bool:
+        """Whether the index we hold open is still the one in the directory (not deleted or replaced)."""
+        try:
+            stat = os.stat(self.directory / "cache.db")
+        except OSError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._index
+
+    def _fail(self, error: BaseException) -> None:
+        if self._down_since is None:
+            log.warning(
+                "cache in %s unavailable (%s); serving uncached until it recovers", self.directory, error
+            )
+            self._down_since = time.monotonic()
+        self.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def directory_bytes(directory: Path) -> int:
+    """Bytes in all files under ``directory``: what the size bound is about."""
+    total = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total

@@ -1,0 +1,278 @@
+"""The variant cache on a real diskcache in a temporary directory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from proxy.cache import RESERVE, VariantCache, directory_bytes, variant_key
+from proxy.errors import UnsupportedImage
+from proxy.formats import FORMATS
+from proxy.params import ImageParams
+from proxy.pipeline import Rendered
+from proxy.sources import Source
+
+from .server import REPO
+
+MiB = 1 << 20
+SOURCE = Source("a.jpg", "/dev/null", "1-2-3", datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def rendered(size: int, seed: int = 0) -> Rendered:
+    return Rendered(random.Random(seed).randbytes(size), FORMATS["webp"])
+
+
+def present(cache: VariantCache, key: str) -> bool:
+    """Whether ``key`` is cached; closes the file a hit may hold open."""
+    variant = cache.get(key)
+    if variant is not None and not isinstance(variant.body, bytes):
+        variant.body.close()
+    return variant is not None
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> VariantCache:
+    cache = VariantCache(tmp_path / "cache", 16 * MiB, lock_timeout=2, retry_after=0)
+    yield cache
+    cache.close()
+
+
+def test_small_and_large_values_round_trip(cache: VariantCache) -> None:
+    for size in (1000, 200_000):  # inline in SQLite, and a file of its own
+        data = rendered(size, seed=size)
+        cache.put(f"k{size}", data)
+        variant = cache.get(f"k{size}")
+        assert variant is not None and variant.hit
+        assert variant.mime == "image/webp" and variant.length == size
+        body = variant.body if isinstance(variant.body, bytes) else variant.body.read()
+        assert body == data.data
+        if not isinstance(variant.body, bytes):
+            variant.body.close()
+
+
+def test_miss_is_none(cache: VariantCache) -> None:
+    assert not present(cache, "absent")
+
+
+def test_key_covers_everything_that_changes_the_bytes() -> None:
+    base = variant_key(SOURCE, ImageParams(width=100, fmt="webp"), "webp")
+    assert base == variant_key(SOURCE, ImageParams(width=100, fmt="auto"), "webp")  # one variant
+    changed = Source(SOURCE.id, SOURCE.path, "1-2-4", SOURCE.last_modified)
+    others = {
+        variant_key(changed, ImageParams(width=100, fmt="webp"), "webp"),
+        variant_key(SOURCE, ImageParams(width=101, fmt="webp"), "webp"),
+        variant_key(SOURCE, ImageParams(width=100, fmt="jpeg"), "jpeg"),
+        variant_key(SOURCE, ImageParams(width=100, fmt="webp", quality=50), "webp"),
+        variant_key(
+            Source("b.jpg", "/dev/null", "1-2-3", SOURCE.last_modified), ImageParams(width=100), "webp"
+        ),
+    }
+    assert base not in others and len(others) == 5
+
+
+def test_fetch_renders_once_then_hits(cache: VariantCache) -> None:
+    calls = []
+
+    def produce() -> Rendered:
+        calls.append(1)
+        return rendered(5000)
+
+    first = cache.fetch("k", produce, keep=lambda: True)
+    second = cache.fetch("k", produce, keep=lambda: True)
+    assert (first.hit, second.hit) == (False, True)
+    assert len(calls) == 1
+    assert cache.stats()["renders"] == 1
+
+
+def test_fetch_does_not_keep_what_keep_refuses(cache: VariantCache) -> None:
+    cache.fetch("k", lambda: rendered(100), keep=lambda: False)
+    assert not present(cache, "k")
+
+
+def test_errors_are_not_cached_and_release_the_lock(cache: VariantCache) -> None:
+    def fail() -> Rendered:
+        raise UnsupportedImage("nope")
+
+    with pytest.raises(UnsupportedImage):
+        cache.fetch("k", fail, keep=lambda: True)
+    assert not present(cache, "k")
+    started = time.monotonic()
+    assert not cache.fetch("k", lambda: rendered(10), keep=lambda: True).hit
+    assert time.monotonic() - started < 0.5  # the lock was released, nobody waited
+
+
+def test_waiter_takes_the_result_of_the_holder(cache: VariantCache) -> None:
+    calls = []
+
+    def slow() -> Rendered:
+        calls.append(1)
+        time.sleep(0.3)
+        return rendered(100)
+
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.fetch("k", slow, keep=lambda: True)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+    assert sorted(v.hit for v in results) == [False, True, True, True]
+
+
+def test_a_dead_holders_lock_expires(tmp_path: Path) -> None:
+    cache = VariantCache(tmp_path / "c", 16 * MiB, lock_timeout=0.5)
+    with cache.lock("k") as waited:  # the holder "dies" holding it: never released in time
+        assert not waited
+        started = time.monotonic()
+        other = VariantCache(tmp_path / "c", 16 * MiB, lock_timeout=0.5)
+        variant = other.fetch("k", lambda: rendered(10), keep=lambda: True)
+        assert not variant.hit
+        assert 0.4 < time.monotonic() - started < 2  # waited for the timeout, then rendered
+    cache.close()
+    other.close()
+
+
+def test_a_killed_holders_lock_is_broken_at_once(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "c")], stdout=subprocess.PIPE, cwd=REPO
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    holder.kill()
+    holder.wait()
+    holder.stdout.close()
+    cache = VariantCache(tmp_path / "c", 16 * MiB, lock_timeout=30)
+    started = time.monotonic()
+    assert not cache.fetch("k", lambda: rendered(10), keep=lambda: True).hit
+    assert time.monotonic() - started < 1  # not the 30 s expiry
+    cache.close()
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from proxy.cache import VariantCache
+cache = VariantCache(Path(sys.argv[1]), 16 << 20, lock_timeout=30)
+cache.lock("k").__enter__()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_size_bound_holds_and_hot_entries_survive(tmp_path: Path) -> None:
+    limit = 16 * MiB
+    cache = VariantCache(tmp_path / "c", limit)
+    hot = [f"hot{i}" for i in range(10)]
+    for key in hot:
+        cache.put(key, rendered(20_000, seed=hash(key) % 1000))
+    rng = random.Random(7)
+    for i in range(3000):
+        cache.put(f"cold{i}", rendered(rng.randrange(2_000, 60_000), seed=i))
+        if i % 50 == 0:
+            assert all(present(cache, key) for key in hot)
+            assert directory_bytes(tmp_path / "c") <= limit
+    assert all(present(cache, key) for key in hot)  # recently used: never evicted
+    assert not present(cache, "cold0")  # the oldest cold ones were
+    stats = cache.stats()
+    assert stats["entries"] < 3000 and stats["bytes"] <= limit
+    cache.close()
+
+
+def test_oversized_variants_are_not_stored(cache: VariantCache) -> None:
+    cache.put("huge", rendered(cache.max_entry + 1))
+    assert not present(cache, "huge")
+
+
+def test_survives_its_directory_being_deleted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path / "c"
+    cache = VariantCache(directory, 16 * MiB, retry_after=0)
+    cache.put("a", rendered(50_000))
+    shutil.rmtree(directory)
+    assert not present(cache, "a")  # gone with the directory: a miss, not an error
+    cache.put("b", rendered(50_000))
+    assert present(cache, "b")  # recovered in a fresh directory
+    assert (directory / "cache.db").exists()
+    cache.close()
+
+
+def test_survives_a_corrupt_index(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path / "c"
+    cache = VariantCache(directory, 16 * MiB, retry_after=0)
+    cache.put("a", rendered(100))
+    cache.close()
+    (directory / "cache.db").write_bytes(os.urandom(8192))
+    for suffix in ("-wal", "-shm"):
+        (directory / f"cache.db{suffix}").unlink(missing_ok=True)
+    with caplog.at_level(logging.WARNING, logger="proxy.cache"):
+        cache = VariantCache(directory, 16 * MiB, retry_after=0)
+        assert not present(cache, "a")
+        cache.put("b", rendered(100))
+        assert present(cache, "b")
+    assert "rebuilding" in caplog.text
+    cache.close()
+
+
+def test_garbage_written_under_an_open_cache(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path / "c"
+    cache = VariantCache(directory, 16 * MiB, retry_after=0)
+    for i in range(50):
+        cache.put(f"k{i}", rendered(1000, seed=i))
+    with caplog.at_level(logging.WARNING, logger="proxy.cache"):
+        with open(directory / "cache.db", "r+b") as index:
+            index.write(os.urandom(os.path.getsize(directory / "cache.db")))
+        for i in range(50):  # every call answers: a hit, a miss, never an exception
+            variant = cache.get(f"k{i}")
+            assert variant is None or variant.body == bytes(rendered(1000, seed=i).data)
+        cache.put("new", rendered(100))
+        for _ in range(3):
+            if not present(cache, "new"):
+                cache.put("new", rendered(100))
+        assert present(cache, "new")
+    cache.close()
+
+
+def test_unusable_directory_serves_uncached_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "c"
+    blocker.write_text("a file where the cache directory should be")
+    with caplog.at_level(logging.WARNING, logger="proxy.cache"):
+        cache = VariantCache(blocker, 16 * MiB, retry_after=0)
+        for _ in range(5):
+            variant = cache.fetch("k", lambda: rendered(100), keep=lambda: True)
+            assert not variant.hit and variant.length == 100
+    assert caplog.text.count("unavailable") == 1
+    blocker.unlink()
+    with caplog.at_level(logging.WARNING, logger="proxy.cache"):
+        cache.put("k", rendered(100))
+        assert present(cache, "k")
+    assert "available again" in caplog.text
+    cache.close()
+
+
+def test_stats_and_clear(cache: VariantCache) -> None:
+    cache.fetch("a", lambda: rendered(100), keep=lambda: True)
+    cache.fetch("a", lambda: rendered(100), keep=lambda: True)
+    cache.get("absent")
+    stats = cache.stats()
+    assert stats["entries"] == 1 and stats["renders"] == 1
+    assert stats["hits"] == 1 and stats["misses"] == 2
+    assert stats["limit"] == 16 * MiB and stats["bytes"] > 0
+    assert cache.clear() >= 1
+    assert cache.stats()["entries"] == 0
+
+
+def test_reserve_is_kept_for_sqlite() -> None:
+    assert RESERVE > 0
