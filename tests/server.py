@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,12 +56,20 @@ class Server:
             self.process.wait()
 
 
-def start_gunicorn(env: Mapping[str, str], workers: int = 2, ready_timeout: float = 30) -> Server:
+def start_gunicorn(
+    env: Mapping[str, str],
+    workers: int = 2,
+    ready_timeout: float = 30,
+    options: Sequence[str] = (),
+    wrapper: Sequence[str] = (),
+) -> Server:
+    """gunicorn with ``options`` appended to its command line, run under ``wrapper`` if given."""
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [
+                *wrapper,
                 sys.executable,
                 "-m",
                 "gunicorn",
@@ -71,6 +79,7 @@ def start_gunicorn(env: Mapping[str, str], workers: int = 2, ready_timeout: floa
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(workers),
+                *options,
                 "proxy.app:create_app()",
             ],
             cwd=REPO,
