@@ -86,7 +86,7 @@ class VariantCache:
         self.lock_timeout = lock_timeout
         self.retry_after = retry_after
         self._cache: diskcache.Cache | None = None
-        self._index: tuple[int, int] | None = None  # (device, inode) of the open index
+        self._index: int | None = None  # a descriptor of the open index, to notice its deletion
         self._down_since: float | None = None
         self._checked = 0.0
         self._open()
@@ -197,7 +197,9 @@ class VariantCache:
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
-        self._cache = None
+        if self._index is not None:
+            os.close(self._index)
+        self._cache = self._index = None
 
     # --- failure handling -----------------------------------------------------------------
 
@@ -234,8 +236,7 @@ class VariantCache:
                 return self._fail(again)
         except _FAILURES as error:
             return self._fail(error)
-        stat = os.stat(self.directory / "cache.db")
-        self._index = (stat.st_dev, stat.st_ino)
+        self._index = os.open(self.directory / "cache.db", os.O_RDONLY)
         if self._down_since is not None:
             log.warning("cache in %s is available again", self.directory)
         self._down_since = None
@@ -251,16 +252,20 @@ class VariantCache:
             sqlite_journal_size_limit=WAL_PAGES * PAGE_SIZE,
             sqlite_mmap_size=0,  # mmap turns an index truncated under us into SIGBUS, a dead worker
         )
-        cache.stats(enable=True)
+        try:
+            cache.incr(RENDERS, 0)  # a write: a read-only index fails here, not on a later request
+        except BaseException:
+            cache.close()
+            raise
         return cache
 
     def _index_is_current(self) -> bool:
-        """Whether the index we hold open is still the one in the directory (not deleted or replaced)."""
-        try:
-            stat = os.stat(self.directory / "cache.db")
-        except OSError:
-            return False
-        return (stat.st_dev, stat.st_ino) == self._index
+        """Whether the index we hold open is still in the directory: not deleted, not replaced.
+
+        SQLite keeps working on an unlinked file, so a deleted cache directory would otherwise
+        go unnoticed; an inode number alone can be reused by the new file at once.
+        """
+        return self._index is not None and os.fstat(self._index).st_nlink > 0
 
     def _fail(self, error: BaseException) -> None:
         if self._down_since is None:
