@@ -173,7 +173,7 @@ time.sleep(60)
 
 def test_size_bound_holds_and_hot_entries_survive(tmp_path: Path) -> None:
     limit = 16 * MiB
-    cache = VariantCache(tmp_path / "c", limit)
+    cache = VariantCache(tmp_path / "c", limit, touch_every=0)  # every hit refreshes, for the test
     hot = [f"hot{i}" for i in range(10)]
     for key in hot:
         cache.put(key, rendered(20_000, seed=hash(key) % 1000))
@@ -276,3 +276,19 @@ def test_stats_and_clear(cache: VariantCache) -> None:
 
 def test_reserve_is_kept_for_sqlite() -> None:
     assert RESERVE > 0
+
+
+def test_a_hit_refreshes_its_entry_at_most_every_touch_interval(tmp_path: Path) -> None:
+    cache = VariantCache(tmp_path / "c", 16 * MiB, touch_every=0.2)
+    cache.put("read", rendered(40_000, seed=1))
+    cache.put("unread", rendered(40_000, seed=2))
+    time.sleep(0.3)
+    assert present(cache, "read")  # older than the interval: this hit moves it to the young end
+    for i in range(800):  # ~32 MB through a 16 MB cache: everything older is evicted
+        cache.put(f"cold{i}", rendered(40_000, seed=100 + i))
+        if i % 100 == 0:
+            time.sleep(0.25)
+            assert present(cache, "read")
+    assert present(cache, "read")
+    assert not present(cache, "unread")
+    cache.close()
