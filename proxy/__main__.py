@@ -18,9 +18,11 @@ from werkzeug.datastructures import MultiDict
 from .cache import VariantCache, variant_key
 from .errors import ProxyError
 from .formats import negotiate
+from .limits import Limits
 from .params import parse_params
 from .pipeline import render
 from .settings import Settings, SettingsError
+from .signing import sign
 from .sources import FileStore
 
 
@@ -31,6 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.command == "sign":
+        if not settings.secret:
+            print("error: PROXY_SECRET is not set", file=sys.stderr)
+            return 2
+        print(sign(settings.secret, args.url))
+        return 0
     cache = VariantCache(settings.cache_dir, settings.cache_size)
     try:
         if args.command == "cache" and args.action == "stats":
@@ -65,11 +73,11 @@ def _warm_one(
     settings: Settings, store: FileStore, cache: VariantCache, image_id: str, query: MultiDict[str, str]
 ) -> str:
     source = store.resolve(image_id)
-    params = parse_params(query, settings.max_dimension)
+    params = parse_params(query, settings)
     target = negotiate(params.fmt, [])
     variant = cache.fetch(
         variant_key(source, params, target),
-        produce=lambda: render(source.path, params, target),
+        produce=lambda: render(source.path, params, target, Limits.from_settings(settings)),
         keep=lambda: True,
     )
     return f"{'cached' if variant.hit else 'rendered'}, {variant.length} bytes"
@@ -98,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
         "--sizes", type=_csv, default=["200", "400", "800"], help="widths (default 200,400,800)"
     )
     warm.add_argument("--fmt", type=_csv, default=["webp", "jpeg"], help="formats, default webp,jpeg")
+    signer = commands.add_parser("sign", help="sign a URL with PROXY_SECRET")
+    signer.add_argument("url", help='path and query, e.g. "/image/a.jpg?w=300"')
     return parser
 
 

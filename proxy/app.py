@@ -6,12 +6,16 @@ they like, and gunicorn builds one per worker with ``proxy.app:create_app()``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from flask import Flask
 
 from .cache import VariantCache
 from .errors import register_error_handlers
+from .limits import Limits, TransformGate
+from .params import ImageParams, check_presets
+from .pipeline import Rendered, render
 from .settings import Settings
 from .sources import FileStore, SourceStore
 from .views import images
@@ -24,15 +28,28 @@ class Origin:
     settings: Settings
     store: SourceStore
     cache: VariantCache
+    gate: TransformGate
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.settings.secret, self.settings.secret_previous) if s)
+
+    def render(self, path: str, params: ImageParams, target: str) -> Rendered:
+        """Run the pipeline in one of this worker's transform slots, under the deadline."""
+        with self.gate.slot():
+            deadline = time.monotonic() + self.settings.transform_deadline
+            return render(path, params, target, Limits.from_settings(self.settings, deadline))
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings if settings is not None else Settings.from_env()
+    check_presets(settings)
     app = Flask(__name__)
     app.extensions["proxy"] = Origin(
         settings=settings,
         store=FileStore(settings.image_root),
         cache=VariantCache(settings.cache_dir, settings.cache_size),
+        gate=TransformGate(settings.max_transforms, settings.transform_wait),
     )
     app.register_blueprint(images)
     register_error_handlers(app)

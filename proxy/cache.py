@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,6 +109,7 @@ class VariantCache:
         self.lock_timeout = lock_timeout
         self.retry_after = retry_after
         self.touch_every = touch_every
+        self._state = threading.RLock()  # guards opening, closing and the counts, across threads
         self._counts = {HITS: 0, MISSES: 0}  # not yet added to the shared totals
         self._flushed = time.monotonic()
         self._cache: diskcache.Cache | None = None
@@ -223,28 +225,32 @@ class VariantCache:
 
     def close(self) -> None:
         self._flush()
-        if self._cache is not None:
-            self._cache.close()
-        if self._index is not None:
-            os.close(self._index)
-        self._cache = self._index = None
+        with self._state:
+            if self._cache is not None:
+                self._cache.close()
+            if self._index is not None:
+                os.close(self._index)
+            self._cache = self._index = None
 
     # --- counters -------------------------------------------------------------------------
 
     def _count(self, name: str) -> None:
-        self._counts[name] += 1
+        with self._state:
+            self._counts[name] += 1
         if time.monotonic() - self._flushed > 1.0:
             self._flush()
 
     def _flush(self) -> None:
         """Add this worker's counts to the shared totals: one write a second, not one per hit."""
-        self._flushed = time.monotonic()
-        counts, self._counts = self._counts, dict.fromkeys(self._counts, 0)
-        if self._cache is not None and self._down_since is None and any(counts.values()):
+        with self._state:
+            self._flushed = time.monotonic()
+            counts, self._counts = self._counts, dict.fromkeys(self._counts, 0)
+            cache = self._cache if self._down_since is None else None
+        if cache is not None and any(counts.values()):
             try:
-                with self._cache.transact():
+                with cache.transact():
                     for name, count in counts.items():
-                        self._cache.incr(name, count)
+                        cache.incr(name, count)
             except _FAILURES:
                 pass  # statistics are best effort; the next operation reports a broken cache
 
@@ -254,17 +260,21 @@ class VariantCache:
         """Run ``operation`` on the cache; on any storage failure, log once and return ``fallback``."""
         now = time.monotonic()
         if now - self._checked > self.retry_after:
-            self._checked = now
-            if self._down_since is not None or not self._index_is_current():
-                self._open()
-        if self._cache is None or self._down_since is not None:
+            with self._state:
+                if now - self._checked > self.retry_after:  # not already done by another thread
+                    self._checked = now
+                    if self._down_since is not None or not self._index_is_current():
+                        self._open()
+        cache = self._cache
+        if cache is None or self._down_since is not None:
             return fallback
         try:
-            return operation(self._cache)
+            return operation(cache)
         except diskcache.Timeout:
             return fallback  # contention, not failure: this request goes uncached
         except _FAILURES as error:
-            self._fail(error)
+            with self._state:
+                self._fail(error)
             return fallback
 
     def _open(self) -> None:
@@ -283,7 +293,10 @@ class VariantCache:
                 return self._fail(again)
         except _FAILURES as error:
             return self._fail(error)
-        self._index = os.open(self.directory / "cache.db", os.O_RDONLY)
+        try:
+            self._index = os.open(self.directory / "cache.db", os.O_RDONLY)
+        except OSError as error:
+            return self._fail(error)
         if self._down_since is not None:
             log.warning("cache in %s is available again", self.directory)
         self._down_since = None

@@ -1,10 +1,12 @@
 """One exception tree, rendered to HTTP in one place.
 
     ProxyError                 500  (base; never raised directly)
-    ├── InvalidParameter       400  a query parameter is unknown or malformed
+    ├── InvalidParameter       400  a query parameter is unknown, malformed or over a limit
+    ├── BadSignature           403  signing is on and ``sig`` is missing or wrong
     ├── NotFound               404  unknown id, or one that escapes the image root
     ├── SourceTooLarge         413  the original is over a size limit
-    └── UnsupportedImage       415  the original is not an image we can decode
+    ├── UnsupportedImage       415  the original is not an image we can decode
+    └── Overloaded             503  no transform slot in time, or the deadline passed
 
 Every error answer is JSON with ``Cache-Control: no-store``, so that neither a
 CDN nor a browser keeps an error as if it were the image. Anything else that
@@ -48,6 +50,13 @@ class InvalidParameter(ProxyError):
         return {**super().body(), "parameter": self.parameter}
 
 
+class BadSignature(ProxyError):
+    status = 403
+
+    def __init__(self, message: str = "missing or invalid signature") -> None:
+        super().__init__(message)
+
+
 class NotFound(ProxyError):
     status = 404
 
@@ -63,6 +72,11 @@ class UnsupportedImage(ProxyError):
     status = 415
 
 
+class Overloaded(ProxyError):
+    status = 503
+    retry_after = 2  # seconds, sent as Retry-After
+
+
 def error_response(status: int, body: dict[str, object]) -> Response:
     response = jsonify(body)
     response.status_code = status
@@ -75,7 +89,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ProxyError)
     def _proxy_error(error: ProxyError) -> Response:
-        return error_response(error.status, error.body())
+        response = error_response(error.status, error.body())
+        if isinstance(error, Overloaded):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

@@ -16,8 +16,9 @@ from werkzeug.datastructures import MultiDict
 
 from .errors import InvalidParameter
 from .formats import REQUESTABLE
+from .settings import Settings, SettingsError
 
-KNOWN = ("w", "h", "fit", "dpr", "fmt", "q", "bg")
+KNOWN = ("w", "h", "fit", "dpr", "fmt", "q", "bg", "preset", "sig")
 FITS = ("inside", "cover", "fill", "contain")
 DEFAULT_QUALITY = 82
 WHITE = (255, 255, 255, 255)
@@ -48,9 +49,28 @@ class ImageParams:
         )
 
 
-def parse_params(args: MultiDict[str, str], max_dimension: int) -> ImageParams:
-    """Validate and normalise the query; raise ``InvalidParameter`` naming the culprit."""
+def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
+    """Validate and normalise the query; raise ``InvalidParameter`` naming the culprit.
+
+    ``sig`` was checked before (see signing.py) and is ignored here. ``preset=<name>``
+    supplies a named set of parameters; explicit ones override it, unless the deployment
+    accepts presets only.
+    """
     raw = _single_values(args)
+    raw.pop("sig", None)
+    if settings.presets_only:
+        extra = sorted(set(raw) - {"preset"})
+        if extra or "preset" not in raw:
+            name = extra[0] if extra else "preset"
+            raise InvalidParameter(
+                name, f"only ?preset=<name> is accepted; presets: {', '.join(settings.presets)}"
+            )
+    if "preset" in raw:
+        name = raw.pop("preset")
+        if name not in settings.presets:
+            raise InvalidParameter("preset", f"unknown preset {name!r}; known: {', '.join(settings.presets)}")
+        raw = {**dict(settings.presets[name]), **raw}
+    max_dimension = settings.max_dimension
     dpr = _dpr("dpr", raw["dpr"]) if "dpr" in raw else Decimal(1)
     params = ImageParams(
         width=_dimension("w", raw.get("w"), dpr, max_dimension),
@@ -65,6 +85,19 @@ def parse_params(args: MultiDict[str, str], max_dimension: int) -> ImageParams:
     if params.fmt == "png":
         params = replace(params, quality=DEFAULT_QUALITY)  # lossless: q changes nothing
     return params
+
+
+def check_presets(settings: Settings) -> None:
+    """Fail at startup, naming PROXY_PRESETS, if a preset would not parse as a query."""
+    plain = replace(settings, presets_only=False)
+    for name, pairs in settings.presets.items():
+        keys = [key for key, _ in pairs]
+        if {"preset", "sig"} & set(keys):
+            raise SettingsError(f"PROXY_PRESETS: preset {name!r} may not set preset or sig")
+        try:
+            parse_params(MultiDict(list(pairs)), plain)
+        except InvalidParameter as error:
+            raise SettingsError(f"PROXY_PRESETS: preset {name!r}: {error.message}") from None
 
 
 def _single_values(args: MultiDict[str, str]) -> dict[str, str]:

@@ -22,13 +22,16 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InvalidParameter, UnsupportedImage
+from .errors import InvalidParameter, SourceTooLarge, UnsupportedImage
 from .formats import Format, pick
+from .limits import Limits
 from .params import ImageParams
 from .probe import SourceInfo, probe
 
 Image = npt.NDArray[np.integer[Any] | np.floating[Any]]
 RGBA = tuple[int, int, int, int]
+
+DEFAULT_LIMITS = Limits()
 
 # Bump whenever the bytes produced for the same request change, so caches miss.
 PIPELINE_VERSION = "1"
@@ -68,14 +71,18 @@ class Rendered:
     format: Format
 
 
-def render(path: str, params: ImageParams, target: str) -> Rendered:
+def render(path: str, params: ImageParams, target: str, limits: Limits = DEFAULT_LIMITS) -> Rendered:
     """The transform: original file at ``path`` -> encoded bytes in the chosen format."""
     info = probe(path)
+    check_source(info, limits)  # before a single pixel is allocated
     declared = _oriented_size(info)
     reduction = 1
-    if info.format == "jpeg" and declared:
-        reduction = jpeg_shrink_factor(declared, plan_geometry(*declared, params))
+    if declared:
+        geometry = plan_geometry(*declared, params)
+        check_output(geometry, limits)
+        reduction = jpeg_shrink_factor(declared, geometry) if info.format == "jpeg" else 1
     image = decode(path, info, reduction)
+    limits.check_deadline()
     height, width = image.shape[:2]
     source_size = declared if reduction > 1 and declared else _orient_size(width, height, info)
     plan = Plan(
@@ -84,9 +91,32 @@ def render(path: str, params: ImageParams, target: str) -> Rendered:
         output=pick(target, info.format, has_alpha(image)),
         background=params.background,
     )
+    check_output(plan.geometry, limits)
     for step in STEPS:
         image = step(image, plan)
+        limits.check_deadline()
     return Rendered(encode(image, plan.output, params.quality), plan.output)
+
+
+def check_source(info: SourceInfo, limits: Limits) -> None:
+    """413 for an original over the byte or declared-pixel limits (a decompression bomb)."""
+    if info.bytes > limits.max_source_bytes:
+        raise SourceTooLarge(
+            f"the original has {info.bytes} bytes, over the limit of {limits.max_source_bytes}"
+        )
+    if info.width and info.height and info.width * info.height > limits.max_source_pixels:
+        raise SourceTooLarge(
+            f"the original declares {info.width}x{info.height} pixels, "
+            f"over the limit of {limits.max_source_pixels}"
+        )
+
+
+def check_output(geometry: Geometry, limits: Limits) -> None:
+    width, height = geometry.canvas or (geometry.crop[2:] if geometry.crop else geometry.size)
+    if width * height > limits.max_output_pixels:
+        raise InvalidParameter(
+            "w", f"the result would be {width}x{height}, over {limits.max_output_pixels} pixels; ask for less"
+        )
 
 
 def plan_geometry(width: int, height: int, params: ImageParams) -> Geometry:
@@ -119,7 +149,7 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
         flags = cv2.IMREAD_UNCHANGED  # keeps alpha and 16 bits
     try:
         image = cv2.imread(path, flags)
-    except cv2.error:
+    except (cv2.error, MemoryError):  # OpenCV's own limits, or a failed allocation
         image = None
     if image is None or image.size == 0:
         raise UnsupportedImage(f"could not decode the {info.format.upper()} source")

@@ -9,8 +9,9 @@ document before it reaches an OpenCV decoder.
 
 from __future__ import annotations
 
+import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from .errors import NotFound, UnsupportedImage
@@ -27,6 +28,7 @@ class SourceInfo:
     height: int | None
     orientation: int = 1  # EXIF orientation, 1..8
     channels: int | None = None  # JPEG only: 1 grayscale, 3 YCbCr, 4 CMYK
+    bytes: int = 0  # file size
 
     @property
     def transposed(self) -> bool:
@@ -39,13 +41,14 @@ def probe(path: str) -> SourceInfo:
     try:
         with open(path, "rb") as file:
             info = _sniff(file)
+            size = os.fstat(file.fileno()).st_size
     except OSError:
         raise NotFound() from None  # gone or unreadable since it was resolved
     except struct.error:  # a header cut short
         raise UnsupportedImage("truncated image header") from None
     if info is None:
         raise UnsupportedImage("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF)")
-    return info
+    return replace(info, bytes=size)
 
 
 def _sniff(file: BinaryIO) -> SourceInfo | None:
@@ -66,7 +69,7 @@ def _sniff(file: BinaryIO) -> SourceInfo | None:
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return _tiff(file.read(1 << 20))
     if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
-        return SourceInfo("avif", None, None)
+        return _avif(file.read(1 << 16))
     return None
 
 
@@ -144,6 +147,39 @@ def _webp(file: BinaryIO) -> SourceInfo:
     if width is None or height is None:
         raise _malformed("WebP")
     return SourceInfo("webp", width, height, _valid_orientation(orientation))
+
+
+def _avif(data: bytes) -> SourceInfo:
+    """The largest ``ispe`` (image spatial extents) box: the primary image, or larger."""
+    # ispe payload: version and flags (4 bytes), then width and height
+    sizes = [struct.unpack_from(">II", data, at + 4) for at in _isobmff_boxes(data, 0, len(data), b"ispe")]
+    if not sizes:
+        raise _malformed("AVIF")
+    width, height = max(sizes, key=lambda size: size[0] * size[1])
+    return SourceInfo("avif", width, height)
+
+
+def _isobmff_boxes(data: bytes, start: int, end: int, wanted: bytes) -> list[int]:
+    """Payload offsets of every ``wanted`` box under ``meta``/``iprp``/``ipco`` in an ISOBMFF file."""
+    found: list[int] = []
+    at = start
+    while at + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, at)
+        header = 8
+        if size == 1:
+            (size,) = struct.unpack_from(">Q", data, at + 8)
+            header = 16
+        elif size == 0:
+            size = end - at
+        if size < header or at + size > end:
+            break
+        if kind == wanted and size >= header + 12:
+            found.append(at + header)
+        elif kind in (b"meta", b"iprp", b"ipco"):
+            skip = 4 if kind == b"meta" else 0  # meta is a FullBox: version and flags first
+            found += _isobmff_boxes(data, at + header + skip, at + size, wanted)
+        at += size
+    return found
 
 
 def _tiff(data: bytes) -> SourceInfo:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 
 PREFIX = "PROXY_"
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -30,6 +32,8 @@ _SIZE_UNITS = {
     "TIB": 2**40,
 }
 _SIZE_RE = re.compile(r"([0-9]+)\s*([A-Za-z]*)")
+_PRESET_RE = re.compile(r"[a-z0-9_-]{1,32}")
+Presets = Mapping[str, tuple[tuple[str, str], ...]]  # name -> query parameters, in order
 
 
 class SettingsError(ValueError):
@@ -45,6 +49,16 @@ class Settings:
     cache_size: int = 2**30  # bytes; the cache directory's upper bound
     max_age: int = 86400  # seconds, for Cache-Control: max-age
     max_dimension: int = 8192  # pixels; largest w or h accepted, after dpr
+    max_source_pixels: int = 50_000_000  # pixels an original may declare (width x height)
+    max_source_bytes: int = 50_000_000  # bytes an original file may have
+    max_output_pixels: int = 50_000_000  # pixels a result may have
+    secret: str | None = field(default=None, repr=False)  # HMAC key; set: every URL must be signed
+    secret_previous: str | None = field(default=None, repr=False)  # still accepted, while rotating
+    presets: Presets = field(default_factory=lambda: MappingProxyType({}))  # named parameter sets
+    presets_only: bool = False  # refuse anything but ?preset=<name>
+    max_transforms: int = 1  # transforms running at once per worker; CPU-bound, so ~1 per core
+    transform_wait: float = 2.0  # seconds a miss waits for a transform slot before 503
+    transform_deadline: float = 20.0  # seconds a transform may take before it is abandoned (503)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -59,18 +73,28 @@ class Settings:
             raise SettingsError(f"{PREFIX}MAX_AGE: must be >= 0 seconds, got {self.max_age}")
         if not 1 <= self.max_dimension <= 65500:
             raise SettingsError(f"{PREFIX}MAX_DIMENSION: must be within 1..65500, got {self.max_dimension}")
+        for name in ("max_source_pixels", "max_source_bytes", "max_output_pixels", "max_transforms"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{PREFIX}{name.upper()}: must be at least 1, got {getattr(self, name)}")
+        for name in ("transform_wait", "transform_deadline"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{PREFIX}{name.upper()}: must be a positive number of seconds")
+        if self.secret_previous and not self.secret:
+            raise SettingsError(f"{PREFIX}SECRET_PREVIOUS: set only together with {PREFIX}SECRET")
+        if self.presets_only and not self.presets:
+            raise SettingsError(f"{PREFIX}PRESETS_ONLY: needs {PREFIX}PRESETS to define at least one preset")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Defaults, overridden by ``PROXY_<FIELD>`` variables, then validated."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for field in fields(cls):
-            name = PREFIX + field.name.upper()
+        for known in fields(cls):
+            name = PREFIX + known.name.upper()
             raw = env.get(name)
             if raw is None or raw.strip() == "":
                 continue
-            values[field.name] = _PARSERS[field.name](name, raw.strip())
+            values[known.name] = _PARSERS[known.name](name, raw.strip())
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -83,6 +107,29 @@ def parse_size(name: str, raw: str) -> int:
     return int(match.group(1)) * _SIZE_UNITS[unit]
 
 
+def opencv_limits(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """OpenCV's own decoder limits, made to agree with ours.
+
+    OpenCV reads ``OPENCV_IO_MAX_IMAGE_*`` from the environment once, when ``cv2`` is first
+    imported, so ``configure_opencv`` must run before that; a deployer's explicit value wins.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(PREFIX + "MAX_SOURCE_PIXELS", "").strip()
+    pixels = _parse_int(PREFIX + "MAX_SOURCE_PIXELS", raw) if raw else Settings.max_source_pixels
+    limits = {
+        "OPENCV_IO_MAX_IMAGE_PIXELS": str(pixels),
+        "OPENCV_IO_MAX_IMAGE_WIDTH": "65535",
+        "OPENCV_IO_MAX_IMAGE_HEIGHT": "65535",
+    }
+    return {name: env.get(name, value) for name, value in limits.items()}
+
+
+def configure_opencv() -> bool:
+    """Export ``opencv_limits()``; False if cv2 was imported too early for them to apply."""
+    os.environ.update(opencv_limits())
+    return "cv2" not in sys.modules
+
+
 def _parse_int(name: str, raw: str) -> int:
     if not raw.isascii() or not raw.isdigit():
         raise SettingsError(f"{name}: expected a non-negative integer, got {raw!r}")
@@ -93,10 +140,52 @@ def _parse_path(name: str, raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def _parse_seconds(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected seconds, got {raw!r}") from None
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
+        raise SettingsError(f"{name}: expected 1 or 0, got {raw!r}")
+    return raw.lower() in ("1", "true", "yes")
+
+
+def _parse_text(name: str, raw: str) -> str:
+    return raw
+
+
+def parse_presets(name: str, raw: str) -> Presets:
+    """``thumb=w:200,h:200,fit:cover;hero=w:1600,q:75`` -> {"thumb": (("w", "200"), ...), ...}."""
+    presets: dict[str, tuple[tuple[str, str], ...]] = {}
+    for entry in filter(None, (part.strip() for part in raw.split(";"))):
+        label, _, body = entry.partition("=")
+        label = label.strip()
+        if not _PRESET_RE.fullmatch(label) or label in presets:
+            raise SettingsError(f"{name}: bad or repeated preset name {label!r}")
+        pairs = tuple(tuple(item.strip().split(":", 1)) for item in body.split(",") if item.strip())
+        if not pairs or any(len(pair) != 2 or not all(pair) for pair in pairs):
+            raise SettingsError(f"{name}: preset {label!r}: expected key:value pairs, got {body!r}")
+        presets[label] = pairs  # type: ignore[assignment]
+    return MappingProxyType(presets)
+
+
 _PARSERS = {
     "image_root": _parse_path,
     "cache_dir": _parse_path,
     "cache_size": parse_size,
     "max_age": _parse_int,
     "max_dimension": _parse_int,
+    "max_source_pixels": _parse_int,
+    "max_source_bytes": parse_size,
+    "max_output_pixels": _parse_int,
+    "secret": _parse_text,
+    "secret_previous": _parse_text,
+    "presets": parse_presets,
+    "presets_only": _parse_bool,
+    "max_transforms": _parse_int,
+    "transform_wait": _parse_seconds,
+    "transform_deadline": _parse_seconds,
 }

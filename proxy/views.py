@@ -11,7 +11,7 @@ from .errors import NotFound
 from .formats import negotiate
 from .http import Validators, etag_for, image_response, is_not_modified, not_modified_response
 from .params import parse_params
-from .pipeline import render
+from .signing import verify
 from .sources import Source, SourceStore
 
 if TYPE_CHECKING:
@@ -24,7 +24,9 @@ images = Blueprint("images", __name__)
 @images.get("/image/<path:image_id>", provide_automatic_options=False, merge_slashes=False)
 def image(image_id: str) -> Response:
     origin: Origin = current_app.extensions["proxy"]
-    params = parse_params(request.args, origin.settings.max_dimension)  # 1. parse once
+    if origin.secrets:  # 0. signed URLs: checked before anything can be learned
+        verify(request.environ, origin.secrets)
+    params = parse_params(request.args, origin.settings)  # 1. parse once
     source = origin.store.resolve(image_id)  # 2. locate; metadata only
     target = negotiate(params.fmt, request.accept_mimetypes)
     key = variant_key(source, params, target)  # 3. key and validators, before any pixel
@@ -38,7 +40,7 @@ def image(image_id: str) -> Response:
         return not_modified_response(validators)
     variant = origin.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
         key,
-        produce=lambda: render(source.path, params, target),
+        produce=lambda: origin.render(source.path, params, target),
         keep=lambda: _unchanged(origin.store, source),
     )
     return image_response(variant, validators, request.environ)  # 6.

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -5,10 +7,13 @@ from werkzeug.datastructures import MultiDict
 
 from proxy.errors import InvalidParameter
 from proxy.params import DEFAULT_QUALITY, ImageParams, parse_params
+from proxy.settings import Settings
+
+DEFAULTS = Settings()
 
 
 def parse_pairs(*pairs: tuple[str, str], max_dimension: int = 8192) -> ImageParams:
-    return parse_params(MultiDict(pairs), max_dimension)
+    return parse_params(MultiDict(pairs), replace(DEFAULTS, max_dimension=max_dimension))
 
 
 def test_defaults() -> None:
@@ -127,14 +132,14 @@ def test_max_dimension_comes_from_settings() -> None:
 def test_parser_accepts_or_rejects_cleanly(query: dict[str, str]) -> None:
     """Any query either parses into in-range values or raises InvalidParameter, nothing else."""
     try:
-        params = parse_params(MultiDict(query), 8192)
+        params = parse_params(MultiDict(query), DEFAULTS)
     except InvalidParameter as error:
         assert error.parameter in query
         return
     for side in (params.width, params.height):
         assert side is None or 1 <= side <= 8192
     assert 1 <= params.quality <= 100
-    assert params == parse_params(MultiDict(query), 8192)
+    assert params == parse_params(MultiDict(query), DEFAULTS)
 
 
 @given(
