@@ -13,7 +13,7 @@ from flask import Flask
 
 from .cache import VariantCache
 from .errors import register_error_handlers
-from .limits import Limits, TransformGate
+from .limits import Limits, TransformGate, gate_directory
 from .params import ImageParams, check_presets
 from .pipeline import Rendered, render
 from .settings import Settings
@@ -49,7 +49,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         store=FileStore(settings.image_root),
         cache=VariantCache(settings.cache_dir, settings.cache_size),
-        gate=TransformGate(settings.max_transforms, settings.transform_wait),
+        gate=TransformGate(
+            gate_directory(settings.cache_dir),
+            settings.max_transforms,
+            settings.transform_queue,
+            settings.transform_wait,
+        ),
     )
     app.register_blueprint(images)
     register_error_handlers(app)

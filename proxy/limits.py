@@ -8,11 +8,15 @@ so a stage that started finishes, but no further stage starts).
 
 from __future__ import annotations
 
-import threading
+import fcntl
+import hashlib
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import Overloaded
 from .settings import Settings
@@ -37,21 +41,65 @@ class Limits:
 
 
 class TransformGate:
-    """At most ``slots`` transforms at once in this worker; a miss waits ``wait`` seconds, then 503.
+    """At most ``slots`` transforms at once on this machine, and at most ``queue`` misses waiting.
 
-    With threaded workers, hits and 304s never pass through the gate, so they are not held
-    up behind transforms; the bounded wait keeps misses from queueing without limit.
+    Workers are processes, so slots and queue places are ``flock``s on small files
+    that every worker of the instance opens: the kernel releases a lock the moment
+    its holder dies, so a killed worker can never leak capacity. A miss that finds
+    the queue full, or waits ``wait`` seconds without a slot, is answered 503 with
+    Retry-After. With more workers than slots plus queue (gunicorn.conf.py), some
+    workers are always free for hits and 304s, which never pass through the gate.
     """
 
-    def __init__(self, slots: int, wait: float) -> None:
-        self._slots = threading.BoundedSemaphore(slots)
+    def __init__(self, directory: Path, slots: int, queue: int, wait: float) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._slots = [directory / f"slot-{i}" for i in range(slots)]
+        self._queue = [directory / f"queue-{i}" for i in range(queue)]
         self._wait = wait
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        if not self._slots.acquire(timeout=self._wait):
-            raise Overloaded("too many images being processed; try again shortly")
+        held = _lock_any(self._slots)
+        if held is None:
+            held = self._wait_in_queue()
         try:
             yield
         finally:
-            self._slots.release()
+            os.close(held)  # closing the descriptor releases the lock
+
+    def _wait_in_queue(self) -> int:
+        place = _lock_any(self._queue)
+        if place is None:
+            raise Overloaded("too many images being processed; try again shortly")
+        try:
+            deadline = time.monotonic() + self._wait
+            while (held := _lock_any(self._slots)) is None:
+                if time.monotonic() > deadline:
+                    raise Overloaded("too many images being processed; try again shortly")
+                time.sleep(0.005)
+            return held
+        finally:
+            os.close(place)
+
+
+def gate_directory(cache_dir: Path) -> Path:
+    """Where an instance's gate files live: one place per cache directory, outside it."""
+    tag = hashlib.sha256(str(cache_dir.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"image-origin-gate-{os.getuid()}-{tag}"
+
+
+def _lock_any(paths: list[Path]) -> int | None:
+    """A descriptor holding an exclusive flock on the first free file of ``paths``, or None."""
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # a tmp cleaner removed the directory
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return fd
+    return None

@@ -56,8 +56,9 @@ class Settings:
     secret_previous: str | None = field(default=None, repr=False)  # still accepted, while rotating
     presets: Presets = field(default_factory=lambda: MappingProxyType({}))  # named parameter sets
     presets_only: bool = False  # refuse anything but ?preset=<name>
-    max_transforms: int = 1  # transforms running at once per worker; CPU-bound, so ~1 per core
-    transform_wait: float = 2.0  # seconds a miss waits for a transform slot before 503
+    max_transforms: int = field(default_factory=lambda: os.cpu_count() or 1)  # at once, per instance
+    transform_queue: int = field(default_factory=lambda: os.cpu_count() or 1)  # misses waiting, at most
+    transform_wait: float = 10.0  # seconds a queued miss waits for a transform slot before 503
     transform_deadline: float = 20.0  # seconds a transform may take before it is abandoned (503)
 
     def __post_init__(self) -> None:
@@ -76,6 +77,8 @@ class Settings:
         for name in ("max_source_pixels", "max_source_bytes", "max_output_pixels", "max_transforms"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be at least 1, got {getattr(self, name)}")
+        if self.transform_queue < 0:
+            raise SettingsError(f"{PREFIX}TRANSFORM_QUEUE: must be at least 0, got {self.transform_queue}")
         for name in ("transform_wait", "transform_deadline"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be a positive number of seconds")
@@ -117,9 +120,9 @@ def opencv_limits(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     raw = env.get(PREFIX + "MAX_SOURCE_PIXELS", "").strip()
     pixels = _parse_int(PREFIX + "MAX_SOURCE_PIXELS", raw) if raw else Settings.max_source_pixels
     limits = {
-        "OPENCV_IO_MAX_IMAGE_PIXELS": str(pixels),
-        "OPENCV_IO_MAX_IMAGE_WIDTH": "65535",
-        "OPENCV_IO_MAX_IMAGE_HEIGHT": "65535",
+        "OPENCV_IO_MAX_IMAGE_PIXELS": str(pixels),  # width and height keep OpenCV's 2^20 each
+        # Undecodable input becomes a 415 here; OpenCV logging each one would let anybody fill the log.
+        "OPENCV_LOG_LEVEL": "FATAL",
     }
     return {name: env.get(name, value) for name, value in limits.items()}
 
@@ -186,6 +189,7 @@ _PARSERS = {
     "presets": parse_presets,
     "presets_only": _parse_bool,
     "max_transforms": _parse_int,
+    "transform_queue": _parse_int,
     "transform_wait": _parse_seconds,
     "transform_deadline": _parse_seconds,
 }

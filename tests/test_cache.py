@@ -165,7 +165,8 @@ import sys, time
 from pathlib import Path
 from proxy.cache import VariantCache
 cache = VariantCache(Path(sys.argv[1]), 16 << 20, lock_timeout=30)
-cache.lock("k").__enter__()
+held = cache.lock("k")
+held.__enter__()
 print("held", flush=True)
 time.sleep(60)
 """

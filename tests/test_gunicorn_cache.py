@@ -57,8 +57,8 @@ def base() -> Iterator[Path]:
 def serve(base: Path) -> Iterator[Callable[..., tuple[Server, Env]]]:
     servers: list[Server] = []
 
-    def start(workers: int = 2, **kwargs: object) -> tuple[Server, Env]:
-        env = make_root(base)
+    def start(workers: int = 2, extra: Env | None = None, **kwargs: object) -> tuple[Server, Env]:
+        env = {**make_root(base), **(extra or {})}
         server = start_gunicorn(env, workers=workers, **kwargs)  # type: ignore[arg-type]
         servers.append(server)
         return server, env
@@ -189,6 +189,26 @@ def test_a_worker_killed_mid_request_leaves_nothing_broken(serve: Callable[..., 
     status, headers, again = get(server, url)
     assert headers["x-cache"] == "HIT" and again == body
     assert cache_stats(env)["entries"] == 1
+
+
+def test_hits_are_not_held_up_behind_transforms(serve: Callable[..., tuple[Server, Env]]) -> None:
+    limits = {"PROXY_MAX_TRANSFORMS": "1", "PROXY_TRANSFORM_QUEUE": "1", "PROXY_TRANSFORM_WAIT": "5"}
+    server, _ = serve(workers=3, extra=limits)
+    assert get(server, "/image/photo.jpg?w=50")[0] == 200  # cached from now on
+    misses = [f"/image/big.png?fmt=webp&w={width}" for width in (2900, 2800, 2700)]
+    with ThreadPoolExecutor(3) as pool:
+        running = [pool.submit(get, server, url) for url in misses]
+        time.sleep(0.15)  # one transforms, one waits for its slot, one is turned away
+        started = time.monotonic()
+        status, headers, _ = get(server, "/image/photo.jpg?w=50")
+        hit_seconds = time.monotonic() - started
+        results = [future.result() for future in running]
+    assert status == 200 and headers["x-cache"] == "HIT"
+    assert hit_seconds < 0.2
+    statuses = sorted(result[0] for result in results)
+    assert statuses == [200, 200, 503]
+    refused = next(headers for status, headers, _ in results if status == 503)
+    assert int(refused["retry-after"]) > 0 and refused["cache-control"] == "no-store"
 
 
 def test_cache_directory_deleted_while_serving(serve: Callable[..., tuple[Server, Env]]) -> None:
