@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.settings import SAMPLES_DIR, Settings, SettingsError, parse_size
+from proxy.settings import SAMPLES_DIR, Settings, SettingsError, opencv_limits, parse_size
 
 
 def test_defaults_serve_the_bundled_samples() -> None:
@@ -68,3 +68,61 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.max_age = 1  # type: ignore[misc]
+
+
+def test_safety_settings_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "PROXY_MAX_SOURCE_PIXELS": "1000000",
+            "PROXY_MAX_SOURCE_BYTES": "5MB",
+            "PROXY_MAX_OUTPUT_PIXELS": "250000",
+            "PROXY_SECRET": "k1",
+            "PROXY_SECRET_PREVIOUS": "k0",
+            "PROXY_PRESETS": "thumb=w:200,h:200,fit:cover ; hero=w:1600,q:75",
+            "PROXY_PRESETS_ONLY": "1",
+            "PROXY_MAX_TRANSFORMS": "3",
+            "PROXY_TRANSFORM_QUEUE": "0",
+            "PROXY_TRANSFORM_WAIT": "0.5",
+            "PROXY_TRANSFORM_DEADLINE": "7",
+        }
+    )
+    assert (settings.max_source_pixels, settings.max_source_bytes, settings.max_output_pixels) == (
+        1_000_000,
+        5_000_000,
+        250_000,
+    )
+    assert (settings.secret, settings.secret_previous) == ("k1", "k0")
+    assert dict(settings.presets) == {
+        "thumb": (("w", "200"), ("h", "200"), ("fit", "cover")),
+        "hero": (("w", "1600"), ("q", "75")),
+    }
+    assert settings.presets_only
+    assert (settings.max_transforms, settings.transform_queue) == (3, 0)
+    assert (settings.transform_wait, settings.transform_deadline) == (0.5, 7.0)
+    assert "k1" not in repr(settings)  # secrets stay out of logs
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PROXY_MAX_SOURCE_PIXELS", "0"),
+        ("PROXY_MAX_SOURCE_BYTES", "tiny"),
+        ("PROXY_PRESETS_ONLY", "maybe"),
+        ("PROXY_PRESETS_ONLY", "1"),  # without presets
+        ("PROXY_SECRET_PREVIOUS", "old"),  # without a current secret
+        ("PROXY_TRANSFORM_WAIT", "soon"),
+        ("PROXY_TRANSFORM_DEADLINE", "0"),
+        ("PROXY_MAX_TRANSFORMS", "0"),
+        ("PROXY_PRESETS", "a=w"),
+    ],
+)
+def test_bad_safety_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_opencv_limits_agree_with_ours() -> None:
+    assert opencv_limits({})["OPENCV_IO_MAX_IMAGE_PIXELS"] == str(Settings.max_source_pixels)
+    assert opencv_limits({"PROXY_MAX_SOURCE_PIXELS": "1234"})["OPENCV_IO_MAX_IMAGE_PIXELS"] == "1234"
+    explicit = {"PROXY_MAX_SOURCE_PIXELS": "1234", "OPENCV_IO_MAX_IMAGE_PIXELS": "99"}
+    assert opencv_limits(explicit)["OPENCV_IO_MAX_IMAGE_PIXELS"] == "99"  # the deployer's own wins
