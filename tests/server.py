@@ -54,34 +54,33 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.log.unlink(missing_ok=True)
+
+
+def gunicorn_command(bind: str, *extra: str) -> list[str]:
+    """How a deployment starts the origin (README), from the repository root."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "gunicorn.conf.py",
+        "--bind",
+        bind,
+        *extra,
+        "proxy.app:create_app()",
+    ]
 
 
 def start_gunicorn(
-    env: Mapping[str, str],
-    workers: int = 2,
-    ready_timeout: float = 30,
-    options: Sequence[str] = (),
-    wrapper: Sequence[str] = (),
+    env: Mapping[str, str], workers: int = 2, ready_timeout: float = 30, wrapper: Sequence[str] = ()
 ) -> Server:
-    """gunicorn with ``options`` appended to its command line, run under ``wrapper`` if given."""
+    """gunicorn with ``env`` on a free port, run under the command prefix ``wrapper`` if given."""
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [
-                *wrapper,
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                *options,
-                "proxy.app:create_app()",
-            ],
+            [*wrapper, *gunicorn_command(f"127.0.0.1:{port}", "--workers", str(workers))],
             cwd=REPO,
             env={**os.environ, "GUNICORN_ACCESSLOG": "", **env},
             stdout=subprocess.DEVNULL,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.cache import RESERVE, VariantCache, directory_bytes, variant_key
+from proxy.cache import VariantCache, directory_bytes, variant_key
 from proxy.errors import UnsupportedImage
 from proxy.formats import FORMATS
 from proxy.params import ImageParams
@@ -273,10 +273,6 @@ def test_stats_and_clear(cache: VariantCache) -> None:
     assert stats["limit"] == 16 * MiB and stats["bytes"] > 0
     assert cache.clear() >= 1
     assert cache.stats()["entries"] == 0
-
-
-def test_reserve_is_kept_for_sqlite() -> None:
-    assert RESERVE > 0
 
 
 def test_a_hit_refreshes_its_entry_at_most_every_touch_interval(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .images import decode
-from .server import REPO, Server, start_gunicorn
+from .server import REPO, Server, gunicorn_command, start_gunicorn
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +82,7 @@ def test_bad_input_never_kills_a_worker(server: Server) -> None:
 
 def test_bad_settings_fail_at_boot_naming_the_variable(tmp_path: Path) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "--bind",
-            "127.0.0.1:0",
-            "proxy.app:create_app()",
-        ],
+        gunicorn_command("127.0.0.1:0"),
         cwd=REPO,
         env={"PATH": "/usr/bin:/bin", "PROXY_CACHE_SIZE": "huge"},
         capture_output=True,
