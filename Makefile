@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: serve test lint clean
+.PHONY: serve test lint bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,24 @@ serve: $(VENV)/.runtime
 	$(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:$(PORT) "proxy.app:create_app()"
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check proxy tests
-	$(BIN)/ruff format --check proxy tests
+	$(BIN)/ruff check proxy tests bench
+	$(BIN)/ruff format --check proxy tests bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
+
+$(VENV)/.bench: bench/requirements.txt requirements.txt | $(BIN)/activate
+	$(BIN)/pip install -q -r bench/requirements.txt
+	touch $@
+
+# Figures for the README's performance section: tables on stdout, JSON in bench/out/.
+bench: $(VENV)/.runtime $(VENV)/.bench
+	$(BIN)/python bench/transform.py
+	@command -v wrk >/dev/null || { echo "bench/http_load.py needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/peak_rss.py 24
+	$(BIN)/python bench/peak_rss.py 50
 
 clean:
 	rm -rf $(VENV) cache_dir .pytest_cache .mypy_cache .ruff_cache .hypothesis

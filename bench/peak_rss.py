@@ -39,7 +39,9 @@ def source(megapixels: float, path: Path) -> tuple[int, int]:
     height = int(width * 2 / 3)
     y, x = np.mgrid[0:200, 0:300].astype(np.float32)
     small = np.dstack([128 + 100 * np.sin(x / 40 + k) * np.cos(y / 30 - k) for k in range(3)])
-    image = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
+    image = cv2.resize(
+        np.clip(small, 0, 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_CUBIC
+    )
     noise = np.zeros_like(image)
     cv2.randn(noise, 0, 4)
     cv2.imwrite(str(path), cv2.add(image, noise), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -52,15 +54,27 @@ def main() -> None:
         path = Path(scratch) / "source.jpg"
         width, height = source(megapixels, path)
         frame_mb = width * height * 3 / 2**20
-        print(f"source {width}x{height} JPEG, {path.stat().st_size / 2**20:.1f} MiB; decoded frame {frame_mb:.0f} MiB")
-        print(f"{'w':>6} {'fmt':>5} {'idle MiB':>9} {'peak MiB':>9} {'peak-idle':>10} {'x frame':>8} {'seconds':>8}")
+        print(
+            f"source {width}x{height} JPEG, {path.stat().st_size / 2**20:.1f} MiB;"
+            f" decoded frame {frame_mb:.0f} MiB"
+        )
+        print(
+            f"{'w':>6} {'fmt':>5} {'idle MiB':>9} {'peak MiB':>9}"
+            f" {'peak-idle':>10} {'x frame':>8} {'seconds':>8}"
+        )
         for width_arg, fmt in CASES:
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, str(path), width_arg, fmt],
-                cwd=REPO, capture_output=True, text=True, check=True,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.split()
             idle, peak, seconds = float(out[0]), float(out[1]), out[2]
-            print(f"{width_arg:>6} {fmt:>5} {idle:9.0f} {peak:9.0f} {peak - idle:10.0f} {(peak - idle) / frame_mb:8.2f} {seconds:>8}")
+            print(
+                f"{width_arg:>6} {fmt:>5} {idle:9.0f} {peak:9.0f}"
+                f" {peak - idle:10.0f} {(peak - idle) / frame_mb:8.2f} {seconds:>8}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,205 @@
+"""HTTP throughput and latency over loopback, with wrk, everything in one run.
+
+    .venv/bin/python bench/http_load.py [--seconds 8] [--json bench/out/http.json]
+
+Servers, each started here with gunicorn.conf.py on a free loopback port:
+the origin, a bare Flask app returning the same bytes from memory (bench/apps.py), the
+naive pipeline (bench/apps.py), and, when Debian's nginx is installed, nginx serving the
+same bytes as a static file. Scenarios: a cache hit (~50 KB WebP), a 304 revalidation,
+and a miss storm (a new width of a 24 MP JPEG on every request, 4 connections).
+Requires wrk (Debian: apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from transform import photographic  # noqa: E402
+
+HIT = "/image/hubble_deep_field.jpg?w=600&fmt=webp"
+MISS_LUA = """
+local threads = 0
+setup = function(thread)
+    thread:set("id", threads)
+    threads = threads + 1
+end
+counter = 0
+request = function()
+    counter = counter + 1  -- two threads, interleaved: every request asks for a new width
+    return wrk.format("GET", "/image/big.jpg?fmt=jpeg&w=" .. (300 + (counter * 2 + id) % 3000))
+end
+"""
+NGINX_CONF = """
+daemon off;
+worker_processes auto;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location /image/ {{ alias {prefix}/static/; default_type image/webp; try_files /hit.webp =404; }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(port: int, path: str = "/", timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on port {port}")
+
+
+def gunicorn(app: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", app],
+        cwd=REPO,
+        env={**os.environ, "GUNICORN_ACCESSLOG": "", "PYTHONPATH": f"{REPO}:{REPO / 'bench'}", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return process, port
+
+
+def wrk(
+    port: int, path: str, seconds: int, connections: int, headers: dict[str, str], lua: Path | None
+) -> dict[str, float]:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    if lua is not None:
+        command += ["-s", str(lua)]
+    output = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+    def percentile(name: str) -> float:
+        value, unit = re.search(rf"{name}%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "rps": rate,
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=Path("bench/out/http.json"))
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-http-"))
+    images = scratch / "images"
+    shutil.copytree(REPO / "samples", images)
+    cv2.imwrite(str(images / "big.jpg"), photographic(6000, 4000), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    lua = scratch / "miss.lua"
+    lua.write_text(MISS_LUA)
+    env = {"PROXY_IMAGE_ROOT": str(images), "PROXY_CACHE_DIR": str(scratch / "cache")}
+    processes = []
+    results: dict[str, dict[str, float]] = {}
+    try:
+        origin, origin_port = gunicorn("proxy.app:create_app()", env)
+        processes.append(origin)
+        wait_for(origin_port, HIT)
+        with urllib.request.urlopen(f"http://127.0.0.1:{origin_port}{HIT}") as response:
+            body, etag = response.read(), response.headers["ETag"]
+        (scratch / "hit.webp").write_bytes(body)
+        bare, bare_port = gunicorn("apps:bare()", {**env, "BENCH_BYTES": str(scratch / "hit.webp")})
+        naive, naive_port = gunicorn("apps:naive()", env)
+        processes += [bare, naive]
+        wait_for(bare_port, "/image/x")
+        wait_for(naive_port, "/image/big.jpg?w=100")
+        nginx_port = None
+        if shutil.which("nginx"):
+            prefix = scratch / "nginx"
+            (prefix / "static").mkdir(parents=True)
+            shutil.copy(scratch / "hit.webp", prefix / "static" / "hit.webp")
+            nginx_port = free_port()
+            (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, port=nginx_port))
+            nginx = subprocess.Popen(
+                ["nginx", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)], start_new_session=True
+            )
+            processes.append(nginx)
+            wait_for(nginx_port, "/image/hit")
+        print(f"hit body: {len(body)} bytes; {args.seconds} s per scenario; {os.cpu_count()} CPUs")
+        scenarios = [
+            ("hit: origin", origin_port, HIT, 8, {}, None),
+            ("hit: bare Flask, same bytes", bare_port, HIT, 8, {}, None),
+            ("304: origin", origin_port, HIT, 8, {"If-None-Match": etag}, None),
+            ("miss storm: origin", origin_port, "/", 4, {}, lua),
+            ("miss storm: naive", naive_port, "/", 4, {}, lua),
+        ]
+        if nginx_port:
+            scenarios.insert(2, ("hit: nginx static file", nginx_port, "/image/hit", 8, {}, None))
+        print(f"{'scenario':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        for name, port, path, connections, headers, script in scenarios:
+            result = wrk(port, path, args.seconds, connections, headers, script)
+            results[name] = result
+            print(
+                f"{name:32} {result['rps']:9.0f} {result['p50_ms']:8.2f} {result['p99_ms']:8.2f}"
+                f" {result['non_2xx']:8.0f}"
+            )
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+        shutil.rmtree(scratch, ignore_errors=True)
+    ratio = {
+        "hit / bare Flask": results["hit: origin"]["rps"] / results["hit: bare Flask, same bytes"]["rps"],
+        "304 / hit": results["304: origin"]["rps"] / results["hit: origin"]["rps"],
+        "miss / naive": results["miss storm: origin"]["rps"] / results["miss storm: naive"]["rps"],
+    }
+    if "hit: nginx static file" in results:
+        ratio["hit / nginx static"] = results["hit: origin"]["rps"] / results["hit: nginx static file"]["rps"]
+    for name, value in ratio.items():
+        print(f"{name:32} {value:9.2f}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"results": results, "ratios": ratio}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

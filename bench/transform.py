@@ -1,0 +1,213 @@
+"""Miss latency, in process: our pipeline against the naive one and against libvips.
+
+    .venv/bin/python bench/transform.py [--repeat 7] [--quick] [--json bench/out/transform.json]
+
+For every source x size x output of a corpus generated here (deterministically), it times
+
+- ours:  proxy.pipeline.render, exactly what a miss runs;
+- naive: the original design: cv2.imread at full size, cv2.resize with its default
+         (bilinear) interpolation, cv2.imencode with default flags;
+- vips:  pyvips.Image.thumbnail (libvips, what imgproxy and imaginary use), then
+         write_to_buffer with the same quality,
+
+and reports the median of ``--repeat`` runs, each ratio against vips measured in the same
+run, output bytes, and PSNR against a reference: the full-size decode reduced with an
+exact area average in float. Everything runs on this machine, one case after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pyvips  # noqa: E402
+
+from proxy.params import ImageParams  # noqa: E402
+from proxy.pipeline import render  # noqa: E402
+
+QUALITY = {"jpeg": 82, "webp": 80, "png": None}
+EXTENSION = {"jpeg": ".jpg", "webp": ".webp", "png": ".png"}
+
+
+def photographic(width: int, height: int, seed: int = 1) -> np.ndarray:
+    """Smooth colour fields at several scales plus sensor-like noise: compresses like a photo."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (height // 64 + 2, width // 64 + 2, 3), dtype=np.uint8)
+    image = cv2.resize(base, (width, height), interpolation=cv2.INTER_CUBIC)
+    detail = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
+    image = cv2.addWeighted(
+        image, 0.8, cv2.resize(detail, (width, height), interpolation=cv2.INTER_LINEAR), 0.2, 0
+    )
+    noise = np.zeros_like(image)
+    cv2.randn(noise, 0, 5)
+    return cv2.add(image, noise)
+
+
+def corpus(directory: Path, quick: bool) -> dict[str, Path]:
+    big = (3000, 2000) if quick else (6000, 4000)
+    mid = (1500, 1000) if quick else (3000, 2000)
+    photo = photographic(*big)
+    small = cv2.resize(photo, mid, interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[0 : mid[1], 0 : mid[0]]
+    alpha = np.clip(255 * (1.3 - np.hypot(xx / mid[0] - 0.5, yy / mid[1] - 0.5) * 2.2), 0, 255).astype(
+        np.uint8
+    )
+    files = {
+        f"jpeg {big[0]}x{big[1]}": (photo, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90]),
+        f"progressive jpeg {mid[0]}x{mid[1]}": (
+            small,
+            ".jpg",
+            [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+        ),
+        f"png rgba {mid[0]}x{mid[1]}": (np.dstack((small, alpha)), ".png", []),
+        f"png 16-bit {mid[0]}x{mid[1]}": (small.astype(np.uint16) * 257, ".png", []),
+        f"bmp {mid[0]}x{mid[1]}": (small, ".bmp", []),
+        f"webp {mid[0]}x{mid[1]}": (small, ".webp", [cv2.IMWRITE_WEBP_QUALITY, 90]),
+    }
+    paths = {}
+    for index, (name, (image, extension, flags)) in enumerate(files.items()):
+        path = directory / f"source{index}{extension}"
+        cv2.imwrite(str(path), image, flags)
+        paths[name] = path
+    return paths
+
+
+def ours(path: Path, width: int, fmt: str) -> bytes:
+    return render(str(path), ImageParams(width=width, quality=QUALITY[fmt] or 82), fmt).data
+
+
+def naive(path: Path, width: int, fmt: str) -> bytes:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    height = round(image.shape[0] * width / image.shape[1])
+    small = cv2.resize(image, (width, height))
+    if small.dtype != np.uint8:
+        small = (small / 257).astype(np.uint8)
+    if fmt == "jpeg" and small.ndim == 3 and small.shape[2] == 4:
+        small = small[..., :3]
+    ok, buffer = cv2.imencode(EXTENSION[fmt], small)
+    return buffer.tobytes()
+
+
+def vips(path: Path, width: int, fmt: str) -> bytes:
+    image = pyvips.Image.thumbnail(str(path), width, size="down")
+    if image.format != "uchar":
+        image = image.cast("uchar", shift=True) if image.format == "ushort" else image.cast("uchar")
+    if fmt == "jpeg" and image.hasalpha():
+        image = image.flatten(background=[255, 255, 255])
+    options = f"[Q={QUALITY[fmt]}]" if QUALITY[fmt] else ""
+    return bytes(image.write_to_buffer(EXTENSION[fmt] + options))
+
+
+def reference(path: Path, width: int) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image.ndim == 3 and image.shape[2] == 4:  # compare colour as flattened on white
+        alpha = image[..., 3:4].astype(np.float32) / (65535 if image.dtype == np.uint16 else 255)
+        image = image[..., :3] * alpha + (65535 if image.dtype == np.uint16 else 255) * (1 - alpha)
+    height = round(image.shape[0] * width / image.shape[1])
+    scaled = cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    if image.dtype == np.uint16 or scaled.max() > 255.5:
+        scaled = scaled / 257
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+
+def psnr(data: bytes, expected: np.ndarray) -> float:
+    if not data:
+        return math.nan
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image.ndim == 3 and image.shape[2] == 4:
+        alpha = image[..., 3:4].astype(np.float32) / 255
+        image = np.clip(image[..., :3] * alpha + 255 * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
+    if image.shape[:2] != expected.shape[:2]:
+        image = cv2.resize(image, (expected.shape[1], expected.shape[0]), interpolation=cv2.INTER_AREA)
+    return float(cv2.PSNR(image, expected))
+
+
+def timed(call: Callable[[], bytes], repeat: int) -> tuple[float, bytes]:
+    try:
+        call()  # warm: page cache, lazy initialisation
+    except pyvips.Error:  # libvips without ImageMagick reads no BMP
+        return math.nan, b""
+    times, data = [], b""
+    for _ in range(repeat):
+        start = time.perf_counter()
+        data = call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="a smaller corpus, for a smoke run")
+    parser.add_argument("--json", type=Path, default=Path("bench/out/transform.json"))
+    args = parser.parse_args()
+    pyvips.cache_set_max(0)  # no operation cache: each call decodes, as a cache miss does
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        sources = corpus(Path(scratch), args.quick)
+        header = (
+            f"{'source':28} {'w':>5} {'out':>4} | {'ours ms':>8} {'naive':>8} {'vips':>8}"
+            f" | {'ours/vips':>9} {'naive/ours':>10} | {'bytes ours':>10} {'vips':>8}"
+            f" | {'PSNR ours':>9} {'naive':>6} {'vips':>6}"
+        )
+        print(header)
+        print("-" * len(header))
+        for name, path in sources.items():
+            source_width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[1]
+            for width in (400, source_width // 3):
+                expected = reference(path, width)
+                for fmt in ("jpeg", "webp", "png"):
+                    results = {
+                        label: timed(functools.partial(function, path, width, fmt), args.repeat)
+                        for label, function in (("ours", ours), ("naive", naive), ("vips", vips))
+                    }
+                    row = {
+                        "source": name,
+                        "width": width,
+                        "format": fmt,
+                        **{
+                            f"{label}_ms": round(seconds * 1000, 2) for label, (seconds, _) in results.items()
+                        },
+                        **{f"{label}_bytes": len(data) for label, (_, data) in results.items()},
+                        **{
+                            f"{label}_psnr": round(psnr(data, expected), 2)
+                            for label, (_, data) in results.items()
+                        },
+                    }
+                    row["ours_vs_vips"] = round(row["ours_ms"] / row["vips_ms"], 2)
+                    row["naive_vs_ours"] = round(row["naive_ms"] / row["ours_ms"], 2)
+                    rows.append(row)
+                    print(
+                        f"{name:28} {width:5} {fmt:>4}"
+                        f" | {row['ours_ms']:8.1f} {row['naive_ms']:8.1f} {row['vips_ms']:8.1f}"
+                        f" | {row['ours_vs_vips']:9.2f} {row['naive_vs_ours']:10.2f}"
+                        f" | {row['ours_bytes']:10} {row['vips_bytes']:8}"
+                        f" | {row['ours_psnr']:9.2f} {row['naive_psnr']:6.2f} {row['vips_psnr']:6.2f}",
+                        flush=True,
+                    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    machine = {
+        "cpus": cv2.getNumberOfCPUs(),
+        "opencv": cv2.__version__,
+        "vips": pyvips.version(0) * 100 + pyvips.version(1),
+    }
+    args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    slower = [r for r in rows if r["ours_vs_vips"] > 1]  # NaN (vips cannot read it) compares False
+    print(f"\n{len(rows)} cells; ours slower than vips in {len(slower)}; JSON in {args.json}")
+
+
+if __name__ == "__main__":
+    main()
