@@ -209,7 +209,7 @@ def test_errors_never_get_validators_even_with_conditionals(client: FlaskClient)
 
 
 def test_unexpected_errors_are_json_500_without_internals(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
-    app.extensions["proxy"].store.root = None  # sabotage: resolve() now fails inside pathlib
+    app.extensions["proxy"].cache.fetch = None  # sabotage: the view now fails where nothing expects it
     response = client.get("/image/photo.jpg")
     body = assert_json_error(response, 500)
     assert body["error"] == "internal error" and "request_id" in body
