@@ -6,7 +6,8 @@ Servers, each started here with gunicorn.conf.py on a free loopback port:
 the origin, a bare Flask app returning the same bytes from memory (bench/apps.py), the
 naive pipeline (bench/apps.py), and, when Debian's nginx is installed, nginx serving the
 same bytes as a static file. Scenarios: a cache hit (~50 KB WebP), a 304 revalidation,
-and a miss storm (a new width of a 24 MP JPEG on every request, 4 connections).
+and a miss storm (a new variant of a 24 MP JPEG on every request, w 350-449 and q 70-99,
+4 connections).
 Requires wrk (Debian: apt-get install wrk).
 """
 
@@ -42,10 +43,14 @@ setup = function(thread)
 end
 counter = 0
 request = function()
-    counter = counter + 1  -- two threads, interleaved: every request asks for a new width
-    return wrk.format("GET", "/image/big.jpg?fmt=jpeg&w=" .. (300 + (counter * 2 + id) % 3000))
+    -- two threads, interleaved: every request is a new variant, about 400 px wide
+    counter = counter + 1
+    local n = counter * 2 + id
+    local path = string.gsub(TEMPLATE, "{w}", 350 + n % 100)
+    return wrk.format("GET", (string.gsub(path, "{q}", 70 + math.floor(n / 100) % 30)))
 end
 """
+ORIGIN_MISS = "/image/big.jpg?fmt=jpeg&w={w}&q={q}"
 NGINX_CONF = """
 daemon off;
 worker_processes auto;
@@ -136,7 +141,7 @@ def main() -> None:
     shutil.copytree(REPO / "samples", images)
     cv2.imwrite(str(images / "big.jpg"), photographic(6000, 4000), [cv2.IMWRITE_JPEG_QUALITY, 90])
     lua = scratch / "miss.lua"
-    lua.write_text(MISS_LUA)
+    lua.write_text(f'TEMPLATE = "{ORIGIN_MISS}"\n' + MISS_LUA)
     env = {"PROXY_IMAGE_ROOT": str(images), "PROXY_CACHE_DIR": str(scratch / "cache")}
     processes = []
     results: dict[str, dict[str, float]] = {}

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from .cache import VariantCache
+from .cache import VariantCache, copy_key
 from .errors import register_error_handlers
+from .intermediate import render_reduced
 from .limits import Limits, TransformGate, gate_directory
 from .params import ImageParams, check_presets
-from .pipeline import Rendered, render
+from .pipeline import Rendered
 from .settings import Settings
-from .sources import FileStore, SourceStore
+from .sources import FileStore, Source, SourceStore
 from .views import images
 
 
@@ -34,11 +35,12 @@ class Origin:
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.settings.secret, self.settings.secret_previous) if s)
 
-    def render(self, path: str, params: ImageParams, target: str) -> Rendered:
-        """Run the pipeline in one of this worker's transform slots, under the deadline."""
+    def render(self, source: Source, params: ImageParams, target: str) -> Rendered:
+        """Run the pipeline in a transform slot, under the deadline, through a reduced copy of
+        the original when that pays (intermediate.py)."""
         with self.gate.slot():
-            deadline = time.monotonic() + self.settings.transform_deadline
-            return render(path, params, target, Limits.from_settings(self.settings, deadline))
+            limits = Limits.from_settings(self.settings, time.monotonic() + self.settings.transform_deadline)
+            return render_reduced(self.cache, copy_key(source), source.path, params, target, limits)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

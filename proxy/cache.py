@@ -90,6 +90,11 @@ def variant_key(source: Source, params: ImageParams, target: str) -> str:
     return "|".join((PIPELINE_VERSION, source.id, source.version, transform, target))
 
 
+def copy_key(source: Source) -> str:
+    """The key of an original's reduced copy (intermediate.py): one per version."""
+    return "|".join(("copy", PIPELINE_VERSION, source.id, source.version))
+
+
 class VariantCache:
     """A fail-safe, size-bounded, cross-process LRU of variants."""
 
@@ -152,11 +157,33 @@ class VariantCache:
         return Variant(mime, os.fstat(body.fileno()).st_size, body, hit=True)
 
     def put(self, key: str, rendered: Rendered) -> None:
-        if len(rendered.data) > self.max_entry:
+        self._store(key, rendered.data, rendered.format.mime)
+
+    # --- reduced copies of originals (intermediate.py) -----------------------------------
+
+    def get_blob(self, key: str) -> bytes | None:
+        def read(cache: diskcache.Cache) -> bytes | None:
+            value = cache.get(key, read=True)
+            if value is None or isinstance(value, bytes):
+                return value
+            with value:
+                return bytes(value.read())
+
+        return self._guard(read, None)
+
+    def put_blob(self, key: str, data: bytes) -> None:
+        self._store(key, data, None)
+
+    def first_sight(self, key: str) -> bool:
+        """True the first time ``key`` is asked about (within HORIZON); records the sighting."""
+        return bool(self._guard(lambda cache: cache.add("seen:" + key, 1, expire=HORIZON), True))
+
+    def _store(self, key: str, data: bytes, tag: str | None) -> None:
+        if len(data) > self.max_entry:
             return
 
         def store(cache: diskcache.Cache) -> None:
-            cache.set(key, rendered.data, tag=rendered.format.mime, expire=HORIZON)
+            cache.set(key, data, tag=tag, expire=HORIZON)
             if cache.volume() > self.size_limit:
                 cache.cull()
 

@@ -75,7 +75,7 @@ def render(path: str, params: ImageParams, target: str, limits: Limits = DEFAULT
     """The transform: original file at ``path`` -> encoded bytes in the chosen format."""
     info = probe(path)
     check_source(info, limits)  # before a single pixel is allocated
-    declared = _oriented_size(info)
+    declared = oriented_size(info)
     reduction = 1
     if declared:
         geometry = plan_geometry(*declared, params)
@@ -85,10 +85,27 @@ def render(path: str, params: ImageParams, target: str, limits: Limits = DEFAULT
     limits.check_deadline()
     height, width = image.shape[:2]
     source_size = declared if reduction > 1 and declared else _orient_size(width, height, info)
+    return finish(image, info.format, source_size, info.orientation, params, target, limits)
+
+
+def finish(
+    image: Image,
+    source_format: str,
+    source_size: tuple[int, int],
+    orientation: int,
+    params: ImageParams,
+    target: str,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Rendered:
+    """Plan on the original's oriented size, run STEPS on ``image`` and encode.
+
+    ``image`` is the decoded original, possibly shrunk on decode, or a reduced copy of it
+    (intermediate.py): the plan, and so the result's size, depends only on the original.
+    """
     plan = Plan(
         geometry=plan_geometry(*source_size, params),
-        orientation=info.orientation,
-        output=pick(target, info.format, has_alpha(image)),
+        orientation=orientation,
+        output=pick(target, source_format, has_alpha(image)),
         background=params.background,
     )
     check_output(plan.geometry, limits)
@@ -204,7 +221,11 @@ _ORIENT: dict[int, Callable[[Image], Image]] = {
 
 def orient(image: Image, plan: Plan) -> Image:
     """Apply EXIF orientation, so the pixels are upright and the tag can be dropped."""
-    transform = _ORIENT.get(plan.orientation)
+    return upright(image, plan.orientation)
+
+
+def upright(image: Image, orientation: int) -> Image:
+    transform = _ORIENT.get(orientation)
     return transform(image) if transform else image
 
 
@@ -216,6 +237,10 @@ def crop(image: Image, plan: Plan) -> Image:
 
 
 def to_8bit(image: Image, plan: Plan) -> Image:
+    return to_8bit_array(image)
+
+
+def to_8bit_array(image: Image) -> Image:
     if image.dtype == np.uint8:
         return image
     if image.dtype == np.uint16:
@@ -276,7 +301,7 @@ def _scaled(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _oriented_size(info: SourceInfo) -> tuple[int, int] | None:
+def oriented_size(info: SourceInfo) -> tuple[int, int] | None:
     if not info.width or not info.height:
         return None
     return _orient_size(info.width, info.height, info)

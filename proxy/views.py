@@ -40,7 +40,7 @@ def image(image_id: str) -> Response:
         return not_modified_response(validators)
     variant = origin.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
         key,
-        produce=lambda: origin.render(source.path, params, target),
+        produce=lambda: origin.render(source, params, target),
         keep=lambda: _unchanged(origin.store, source),
     )
     return image_response(variant, validators, request.environ)  # 6.
