@@ -9,6 +9,7 @@ worker and every restart computes the same tag for the same bytes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -50,9 +51,10 @@ def etag_for(key: str) -> str:
 def is_not_modified(request: Request, validators: Validators) -> bool:
     """RFC 9110 13.2.2: If-None-Match (weak comparison, ``*`` included) when present,
     else If-Modified-Since. werkzeug implements exactly this precedence."""
-    return not is_resource_modified(
-        request.environ, etag=validators.etag, last_modified=validators.last_modified
-    )
+    environ = request.environ
+    if "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MODIFIED_SINCE" not in environ:
+        return False  # the common case, answered without werkzeug's parsing
+    return not is_resource_modified(environ, etag=validators.etag, last_modified=validators.last_modified)
 
 
 class _NotModified(Response):
@@ -74,17 +76,18 @@ def not_modified_response(validators: Validators) -> Response:
 
 def image_response(variant: Variant, validators: Validators, environ: WSGIEnvironment) -> Response:
     """The image, from memory or streamed from its cache file (sendfile under gunicorn)."""
+    headers = {
+        **validators.headers(),
+        "Content-Length": str(variant.length),
+        "X-Cache": "HIT" if variant.hit else "MISS",
+        "X-Content-Type-Options": "nosniff",
+    }
     if isinstance(variant.body, bytes):
-        response = Response(variant.body, mimetype=variant.mime)
+        body: Iterable[bytes] = [variant.body]
     elif environ["REQUEST_METHOD"] == "HEAD":
         variant.body.close()  # werkzeug sends no body for HEAD, and so would never close the file
-        response = Response(b"", mimetype=variant.mime)
-        response.content_length = variant.length
+        body = []
     else:
         body = wrap_file(environ, variant.body)
-        response = Response(body, mimetype=variant.mime, direct_passthrough=True)
-        response.content_length = variant.length
-    response.headers.update(validators.headers())
-    response.headers["X-Cache"] = "HIT" if variant.hit else "MISS"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    # Headers in one go and the body passed through: werkzeug has nothing left to work out.
+    return Response(body, headers=headers, mimetype=variant.mime, direct_passthrough=True)
