@@ -33,13 +33,20 @@ $(VENV)/.bench: bench/requirements.txt requirements.txt | $(BIN)/activate
 	$(BIN)/pip install -q -r bench/requirements.txt
 	touch $@
 
+# thumbor pins its own Pillow, so it gets a virtualenv of its own.
+.venv-thumbor/bin/thumbor: bench/requirements-thumbor.txt
+	$(PYTHON) -m venv .venv-thumbor
+	.venv-thumbor/bin/pip install -q -r bench/requirements-thumbor.txt
+	touch $@
+
 # Figures for the README's performance section: tables on stdout, JSON in bench/out/.
-bench: $(VENV)/.runtime $(VENV)/.bench
+# The HTTP part needs wrk (and uses nginx if present): apt-get install wrk nginx-light
+bench: $(VENV)/.runtime $(VENV)/.bench .venv-thumbor/bin/thumbor
 	$(BIN)/python bench/transform.py
 	@command -v wrk >/dev/null || { echo "bench/http_load.py needs wrk: apt-get install wrk"; exit 1; }
-	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/http_load.py --thumbor .venv-thumbor/bin/thumbor
 	$(BIN)/python bench/peak_rss.py 24
 	$(BIN)/python bench/peak_rss.py 50
 
 clean:
-	rm -rf $(VENV) cache_dir .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-thumbor cache_dir .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/http_load.py [--seconds 8] [--json bench/out/http.json]
 
-Servers, each started here with gunicorn.conf.py on a free loopback port:
-the origin, a bare Flask app returning the same bytes from memory (bench/apps.py), the
-naive pipeline (bench/apps.py), and, when Debian's nginx is installed, nginx serving the
-same bytes as a static file. Scenarios: a cache hit (~50 KB WebP), a 304 revalidation,
-and a miss storm (a new variant of a 24 MP JPEG on every request, w 350-449 and q 70-99,
-4 connections).
+Servers, each started here on a free loopback port: with gunicorn.conf.py, the origin, a
+bare Flask app returning the same bytes from memory and the naive pipeline (bench/apps.py);
+nginx serving the same bytes as a static file, when Debian's nginx is installed; and
+thumbor 7 (Pillow-based, from its own virtualenv, --thumbor), one process per core, with
+its file result storage, doing the same misses and repeats. Scenarios: a cache hit (~50 KB
+WebP), a 304 revalidation, and a miss storm (a new variant of a 24 MP JPEG on every request,
+w 350-449 and q 70-99, 4 connections).
 Requires wrk (Debian: apt-get install wrk).
 """
 
@@ -51,6 +52,19 @@ request = function()
 end
 """
 ORIGIN_MISS = "/image/big.jpg?fmt=jpeg&w={w}&q={q}"
+THUMBOR_MISS = "/unsafe/{w}x0/filters:quality({q}):format(jpeg)/big.jpg"
+THUMBOR_HIT = "/unsafe/600x0/filters:quality(80):format(webp)/hubble_deep_field.jpg"
+THUMBOR_CONF = """
+LOADER = "thumbor.loaders.file_loader"
+FILE_LOADER_ROOT_PATH = "{images}"
+STORAGE = "thumbor.storages.no_storage"
+RESULT_STORAGE = "thumbor.result_storages.file_storage"
+RESULT_STORAGE_FILE_STORAGE_ROOT_PATH = "{results}"
+RESULT_STORAGE_STORES_UNSAFE = True
+ALLOW_UNSAFE_URL = True
+QUALITY = 80
+MAX_AGE = 86400
+"""
 NGINX_CONF = """
 daemon off;
 worker_processes auto;
@@ -133,10 +147,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--json", type=Path, default=Path("bench/out/http.json"))
+    parser.add_argument("--thumbor", help="path of a thumbor 7 executable (make bench installs one)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     scratch = Path(tempfile.mkdtemp(prefix="bench-http-"))
+    scratch.chmod(0o755)  # nginx's workers run unprivileged
     images = scratch / "images"
     shutil.copytree(REPO / "samples", images)
     cv2.imwrite(str(images / "big.jpg"), photographic(6000, 4000), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -169,6 +185,22 @@ def main() -> None:
             )
             processes.append(nginx)
             wait_for(nginx_port, "/image/hit")
+        thumbor_port = None
+        if args.thumbor:
+            thumbor_port = free_port()
+            conf = scratch / "thumbor.conf"
+            conf.write_text(THUMBOR_CONF.format(images=images, results=scratch / "thumbor-results"))
+            thumbor_lua = scratch / "thumbor-miss.lua"
+            thumbor_lua.write_text(f'TEMPLATE = "{THUMBOR_MISS}"\n' + MISS_LUA)
+            command = [args.thumbor, "-i", "127.0.0.1", "-p", str(thumbor_port), "-c", str(conf)]
+            thumbor = subprocess.Popen(
+                [*command, "--processes", str(os.cpu_count() or 1), "-l", "error"],
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            processes.append(thumbor)
+            wait_for(thumbor_port, THUMBOR_HIT)
         print(f"hit body: {len(body)} bytes; {args.seconds} s per scenario; {os.cpu_count()} CPUs")
         scenarios = [
             ("hit: origin", origin_port, HIT, 8, {}, None),
@@ -179,6 +211,9 @@ def main() -> None:
         ]
         if nginx_port:
             scenarios.insert(2, ("hit: nginx static file", nginx_port, "/image/hit", 8, {}, None))
+        if thumbor_port:
+            scenarios.insert(3, ("repeat: thumbor (result storage)", thumbor_port, THUMBOR_HIT, 8, {}, None))
+            scenarios.append(("miss storm: thumbor", thumbor_port, "/", 4, {}, thumbor_lua))
         print(f"{'scenario':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
         for name, port, path, connections, headers, script in scenarios:
             result = wrk(port, path, args.seconds, connections, headers, script)
@@ -200,6 +235,11 @@ def main() -> None:
     }
     if "hit: nginx static file" in results:
         ratio["hit / nginx static"] = results["hit: origin"]["rps"] / results["hit: nginx static file"]["rps"]
+    if "miss storm: thumbor" in results:
+        ratio["miss / thumbor"] = results["miss storm: origin"]["rps"] / results["miss storm: thumbor"]["rps"]
+        ratio["hit / thumbor repeat"] = (
+            results["hit: origin"]["rps"] / results["repeat: thumbor (result storage)"]["rps"]
+        )
     for name, value in ratio.items():
         print(f"{name:32} {value:9.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
