@@ -15,6 +15,7 @@ from .cache import VariantCache, copy_key
 from .errors import register_error_handlers
 from .intermediate import render_reduced
 from .limits import Limits, TransformGate, gate_directory
+from .ops import ops
 from .params import ImageParams, check_presets
 from .pipeline import Rendered
 from .settings import Settings
@@ -59,5 +60,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         ),
     )
     app.register_blueprint(images)
+    app.register_blueprint(ops)
     register_error_handlers(app)
     return app

@@ -231,6 +231,10 @@ class VariantCache:
 
         return self._guard(attempt, False)
 
+    def writable(self) -> bool:
+        """Whether a write succeeds now (for /readyz); a failure is handled like any other."""
+        return bool(self._guard(lambda cache: cache.incr(RENDERS, 0) is not None, False))
+
     # --- for operators --------------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:

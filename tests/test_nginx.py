@@ -1,0 +1,172 @@
+"""deploy/nginx.conf, run for real: Debian's nginx in front of a real gunicorn on loopback.
+
+The deploy file is used as shipped, with only its three EDIT lines pointed at temporary
+paths and ports. .ci/run installs nginx; without it these tests are skipped, and say so.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pytest
+
+from .images import decode, encode, photo
+from .server import REPO, Server, free_port, start_gunicorn
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("nginx") is None, reason="nginx is not installed (.ci/run installs it)"
+)
+
+
+@dataclass
+class Front:
+    origin: Server
+    nginx: subprocess.Popen[bytes]
+    port: int
+    access_log: Path  # the origin's: one line per request that reached gunicorn
+
+    def request(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("GET", path, headers={k.replace("_", "-"): v for k, v in headers.items()})
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    def origin_requests(self, path: str) -> int:
+        return self.access_log.read_text().count(f"GET {path} ")
+
+    def stop(self) -> None:
+        self.nginx.send_signal(signal.SIGQUIT)
+        self.nginx.wait(timeout=15)
+        self.origin.stop()
+
+
+def start_front(base: Path, **env: str) -> Front:
+    images = base / "images"
+    images.mkdir()
+    for name in ("rocket.jpg", "chelsea.png"):
+        shutil.copy(REPO / "samples" / name, images / name)
+    (images / "big.png").write_bytes(
+        encode(photo(2000, 1500, seed=8), ".png", cv2.IMWRITE_PNG_COMPRESSION, 1)
+    )
+    access_log = base / "origin-access.log"
+    origin = start_gunicorn(
+        {
+            "PROXY_IMAGE_ROOT": str(images),
+            "PROXY_CACHE_DIR": str(base / "origin-cache"),
+            "GUNICORN_ACCESSLOG": str(access_log),
+            **env,
+        },
+        workers=2,
+    )
+    port = free_port()
+    conf = (REPO / "deploy" / "nginx.conf").read_text()
+    conf = re.sub(r"proxy_cache_path \S+", f"proxy_cache_path {base}/nginx-cache", conf)
+    conf = re.sub(r"server unix:\S+;", f"server 127.0.0.1:{origin.port};", conf)
+    conf = re.sub(r"listen 80;", f"listen 127.0.0.1:{port};", conf)
+    (base / "image-origin.conf").write_text(conf)
+    temp = " ".join(
+        f"{kind}_temp_path {base}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (base / "nginx.conf").write_text(
+        ("user root root;\n" if os.geteuid() == 0 else "")
+        + f"daemon off; worker_processes 2; pid {base}/nginx.pid; error_log {base}/nginx-error.log;\n"
+        + "events { worker_connections 256; }\n"
+        + f"http {{ access_log off; {temp} include {base}/image-origin.conf; }}\n"
+    )
+    nginx = subprocess.Popen(["nginx", "-c", str(base / "nginx.conf"), "-p", str(base)])
+    front = Front(origin, nginx, port, access_log)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if front.request("/healthz")[0] == 200:
+                return front
+        except OSError:
+            time.sleep(0.05)
+    front.stop()
+    raise RuntimeError(f"nginx did not start: {(base / 'nginx-error.log').read_text()}")
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    front = start_front(tmp_path_factory.mktemp("front"))
+    yield front
+    front.stop()
+
+
+def test_a_miss_then_hits_served_by_nginx(front: Front) -> None:
+    status, first, body = front.request("/image/rocket.jpg?w=200")
+    assert status == 200 and first["x-cache-status"] == "MISS"
+    for _ in range(3):
+        status, headers, again = front.request("/image/rocket.jpg?w=200")
+        assert status == 200 and headers["x-cache-status"] == "HIT" and again == body
+        assert headers["etag"] == first["etag"] and headers["content-type"] == "image/jpeg"
+    assert front.origin_requests("/image/rocket.jpg?w=200") == 1
+    assert decode(body).shape == (133, 200, 3)
+
+
+def test_conditional_get_end_to_end(front: Front) -> None:
+    _, headers, _ = front.request("/image/rocket.jpg?w=150")
+    status, again, body = front.request("/image/rocket.jpg?w=150", If_None_Match=headers["etag"])
+    assert status == 304 and body == b"" and again["etag"] == headers["etag"]
+    status, _, body = front.request("/image/rocket.jpg?w=150", If_None_Match='"other"')
+    assert status == 200 and decode(body).shape[1] == 150
+
+
+def test_vary_accept_is_respected(front: Front) -> None:
+    url = "/image/chelsea.png?w=120&fmt=auto"
+    for round_ in range(3):
+        status, webp, body = front.request(url, Accept="image/webp,*/*")
+        assert status == 200 and webp["content-type"] == "image/webp" and body[8:12] == b"WEBP"
+        status, jpeg, body = front.request(url, Accept="*/*")
+        assert status == 200 and jpeg["content-type"] == "image/jpeg" and body[:3] == b"\xff\xd8\xff"
+        if round_:
+            assert webp["x-cache-status"] == jpeg["x-cache-status"] == "HIT"
+        assert "Accept" in webp["vary"] and "Accept" in jpeg["vary"]
+
+
+def test_concurrent_identical_requests_reach_the_origin_once(front: Front) -> None:
+    url = "/image/big.png?w=1999&fmt=webp"
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: front.request(url), range(10)))
+    assert {status for status, _, _ in results} == {200}
+    assert len({body for _, _, body in results}) == 1
+    assert front.origin_requests(url) == 1
+
+
+def test_errors_are_not_cached(front: Front) -> None:
+    for _ in range(2):
+        status, headers, _ = front.request("/image/missing.jpg")
+        assert status == 404 and headers["x-cache-status"] == "MISS"
+    assert front.origin_requests("/image/missing.jpg") == 2
+
+
+def test_stale_variants_are_served_when_the_origin_is_down(tmp_path: Path) -> None:
+    front = start_front(tmp_path, PROXY_MAX_AGE="1")
+    try:
+        status, headers, body = front.request("/image/rocket.jpg?w=90")
+        assert status == 200 and headers["x-cache-status"] == "MISS"
+        time.sleep(2.5)  # the cached copy is now stale (nginx counts whole seconds)
+        for pid in front.origin.workers():  # the origin dies: workers and master
+            os.kill(pid, signal.SIGKILL)
+        front.origin.process.kill()
+        front.origin.process.wait()
+        status, headers, again = front.request("/image/rocket.jpg?w=90")
+        assert status == 200 and headers["x-cache-status"] == "STALE" and again == body
+        status, headers, _ = front.request("/image/rocket.jpg?w=91")  # never cached: nothing to serve
+        assert status == 502
+    finally:
+        front.stop()
