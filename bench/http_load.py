@@ -143,6 +143,27 @@ def wrk(
     }
 
 
+def nginx_front(prefix: Path, origin_port: int, port: int) -> subprocess.Popen[bytes]:
+    """deploy/nginx.conf as shipped, its EDIT lines pointed at this run's ports and paths."""
+    prefix.mkdir()
+    conf = (REPO / "deploy" / "nginx.conf").read_text()
+    conf = re.sub(r"proxy_cache_path \S+", f"proxy_cache_path {prefix}/cache", conf)
+    conf = re.sub(r"server unix:\S+;", f"server 127.0.0.1:{origin_port};", conf)
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    (prefix / "image-origin.conf").write_text(conf)
+    temp = " ".join(
+        f"{kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (prefix / "nginx.conf").write_text(
+        f"daemon off; worker_processes auto; pid {prefix}/nginx.pid; error_log {prefix}/error.log;\n"
+        f"events {{ worker_connections 1024; }}\n"
+        f"http {{ access_log off; sendfile on; {temp} include {prefix}/image-origin.conf; }}\n"
+    )
+    return subprocess.Popen(
+        ["nginx", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)], start_new_session=True
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8)
@@ -173,8 +194,11 @@ def main() -> None:
         processes += [bare, naive]
         wait_for(bare_port, "/image/x")
         wait_for(naive_port, "/image/big.jpg?w=100")
-        nginx_port = None
+        nginx_port = front_port = None
         if shutil.which("nginx"):
+            front_port = free_port()
+            processes.append(nginx_front(scratch / "front", origin_port, front_port))
+            wait_for(front_port, HIT)
             prefix = scratch / "nginx"
             (prefix / "static").mkdir(parents=True)
             shutil.copy(scratch / "hit.webp", prefix / "static" / "hit.webp")
@@ -211,6 +235,7 @@ def main() -> None:
         ]
         if nginx_port:
             scenarios.insert(2, ("hit: nginx static file", nginx_port, "/image/hit", 8, {}, None))
+            scenarios.insert(3, ("hit: through deploy/nginx.conf", front_port, HIT, 8, {}, None))
         if thumbor_port:
             scenarios.insert(3, ("repeat: thumbor (result storage)", thumbor_port, THUMBOR_HIT, 8, {}, None))
             scenarios.append(("miss storm: thumbor", thumbor_port, "/", 4, {}, thumbor_lua))
@@ -234,7 +259,9 @@ def main() -> None:
         "miss / naive": results["miss storm: origin"]["rps"] / results["miss storm: naive"]["rps"],
     }
     if "hit: nginx static file" in results:
-        ratio["hit / nginx static"] = results["hit: origin"]["rps"] / results["hit: nginx static file"]["rps"]
+        static = results["hit: nginx static file"]["rps"]
+        ratio["hit / nginx static"] = results["hit: origin"]["rps"] / static
+        ratio["front hit / nginx static"] = results["hit: through deploy/nginx.conf"]["rps"] / static
     if "miss storm: thumbor" in results:
         ratio["miss / thumbor"] = results["miss storm: origin"]["rps"] / results["miss storm: thumbor"]["rps"]
         ratio["hit / thumbor repeat"] = (
