@@ -22,8 +22,8 @@ serve: $(VENV)/.runtime
 	$(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:$(PORT) "proxy.app:create_app()"
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check proxy tests bench
-	$(BIN)/ruff format --check proxy tests bench
+	$(BIN)/ruff check proxy tests bench deploy
+	$(BIN)/ruff format --check proxy tests bench deploy
 	$(BIN)/mypy
 
 test: lint

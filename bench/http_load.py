@@ -32,7 +32,9 @@ import cv2
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "deploy"))
 
+from nginx_local import write_config  # noqa: E402
 from transform import photographic  # noqa: E402
 
 HIT = "/image/hubble_deep_field.jpg?w=600&fmt=webp"
@@ -144,24 +146,9 @@ def wrk(
 
 
 def nginx_front(prefix: Path, origin_port: int, port: int) -> subprocess.Popen[bytes]:
-    """deploy/nginx.conf as shipped, its EDIT lines pointed at this run's ports and paths."""
-    prefix.mkdir()
-    conf = (REPO / "deploy" / "nginx.conf").read_text()
-    conf = re.sub(r"proxy_cache_path \S+", f"proxy_cache_path {prefix}/cache", conf)
-    conf = re.sub(r"server unix:\S+;", f"server 127.0.0.1:{origin_port};", conf)
-    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
-    (prefix / "image-origin.conf").write_text(conf)
-    temp = " ".join(
-        f"{kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (prefix / "nginx.conf").write_text(
-        f"daemon off; worker_processes auto; pid {prefix}/nginx.pid; error_log {prefix}/error.log;\n"
-        f"events {{ worker_connections 1024; }}\n"
-        f"http {{ access_log off; sendfile on; {temp} include {prefix}/image-origin.conf; }}\n"
-    )
-    return subprocess.Popen(
-        ["nginx", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)], start_new_session=True
-    )
+    """deploy/nginx.conf as shipped, in front of the origin (deploy/nginx_local.py)."""
+    command = write_config(prefix, f"127.0.0.1:{origin_port}", port)
+    return subprocess.Popen(command, start_new_session=True)
 
 
 def main() -> None:

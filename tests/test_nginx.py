@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import cv2
 import pytest
+
+from deploy.nginx_local import write_config
 
 from .images import decode, encode, photo
 from .server import REPO, Server, free_port, start_gunicorn
@@ -73,21 +74,8 @@ def start_front(base: Path, **env: str) -> Front:
         workers=2,
     )
     port = free_port()
-    conf = (REPO / "deploy" / "nginx.conf").read_text()
-    conf = re.sub(r"proxy_cache_path \S+", f"proxy_cache_path {base}/nginx-cache", conf)
-    conf = re.sub(r"server unix:\S+;", f"server 127.0.0.1:{origin.port};", conf)
-    conf = re.sub(r"listen 80;", f"listen 127.0.0.1:{port};", conf)
-    (base / "image-origin.conf").write_text(conf)
-    temp = " ".join(
-        f"{kind}_temp_path {base}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (base / "nginx.conf").write_text(
-        ("user root root;\n" if os.geteuid() == 0 else "")
-        + f"daemon off; worker_processes 2; pid {base}/nginx.pid; error_log {base}/nginx-error.log;\n"
-        + "events { worker_connections 256; }\n"
-        + f"http {{ access_log off; {temp} include {base}/image-origin.conf; }}\n"
-    )
-    nginx = subprocess.Popen(["nginx", "-c", str(base / "nginx.conf"), "-p", str(base)])
+    command = write_config(base / "nginx", f"127.0.0.1:{origin.port}", port)
+    nginx = subprocess.Popen(command)
     front = Front(origin, nginx, port, access_log)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -97,7 +85,7 @@ def start_front(base: Path, **env: str) -> Front:
         except OSError:
             time.sleep(0.05)
     front.stop()
-    raise RuntimeError(f"nginx did not start: {(base / 'nginx-error.log').read_text()}")
+    raise RuntimeError(f"nginx did not start: {(base / 'nginx' / 'error.log').read_text()}")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,40 @@
+"""Run deploy/nginx.conf as an unprivileged nginx under a scratch prefix, for tests and benchmarks.
+
+    python deploy/nginx_local.py PREFIX ORIGIN_HOST:PORT LISTEN_PORT   # prints the nginx command
+
+The shipped file is used as is, with only its three EDIT lines pointed at the prefix and the
+given addresses; the main configuration around it keeps every path under the prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+DEPLOY = Path(__file__).resolve().parent / "nginx.conf"
+
+
+def write_config(prefix: Path, origin: str, port: int) -> list[str]:
+    """Write PREFIX/nginx.conf (including the adapted deploy file); return the command to run it."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = DEPLOY.read_text()
+    conf = re.sub(r"proxy_cache_path \S+", f"proxy_cache_path {prefix}/cache", conf)
+    conf = re.sub(r"server unix:\S+;", f"server {origin};", conf)
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    (prefix / "image-origin.conf").write_text(conf)
+    temp = " ".join(
+        f"{kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (prefix / "nginx.conf").write_text(
+        ("user root root;\n" if os.geteuid() == 0 else "")  # workers must reach the prefix
+        + f"daemon off; worker_processes auto; pid {prefix}/nginx.pid; error_log {prefix}/error.log;\n"
+        + "events { worker_connections 1024; }\n"
+        + f"http {{ access_log off; sendfile on; {temp} include {prefix}/image-origin.conf; }}\n"
+    )
+    return ["nginx", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)]
+
+
+if __name__ == "__main__":
+    print(" ".join(write_config(Path(sys.argv[1]).resolve(), sys.argv[2], int(sys.argv[3]))))
