@@ -25,7 +25,24 @@ max_requests = 5000
 max_requests_jitter = 500
 # Import OpenCV and NumPy once in the master, and fail at boot (not per worker) on bad settings.
 preload_app = True
-# Access and error logs to stdout/stderr, where a process supervisor collects them.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
+# The app writes one JSON line per request (proxy.access: id, transform, status, cache, ms) to
+# stdout, so gunicorn's own text access log is off unless asked for (GUNICORN_ACCESSLOG=-).
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# Errors and gunicorn's own messages as JSON lines too, on stderr.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "proxy.access.JsonFormatter"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},  # replaces gunicorn's default root
+    "loggers": {
+        "proxy.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "proxy": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False},
+    },
+}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from .access import register_access_log
 from .cache import VariantCache, copy_key
 from .errors import register_error_handlers
 from .intermediate import render_reduced
@@ -61,5 +62,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.register_blueprint(images)
     app.register_blueprint(ops)
+    register_access_log(app)
     register_error_handlers(app)
     return app

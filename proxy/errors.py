@@ -17,11 +17,12 @@ internals.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import ClassVar
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from .access import request_id
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        log.exception("unhandled error, request id %s, %s %s", request_id, request.method, request.path)
-        response = error_response(500, {"status": 500, "error": "internal error", "request_id": request_id})
+        ident = request_id()
+        log.exception("unhandled error", extra={"fields": {"id": ident, "path": request.path}})
+        response = error_response(500, {"status": 500, "error": "internal error", "request_id": ident})
         return response

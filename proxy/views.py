@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from .cache import variant_key
 from .errors import NotFound
@@ -29,6 +29,7 @@ def image(image_id: str) -> Response:
     params = parse_params(request.args, origin.settings)  # 1. parse once
     source = origin.store.resolve(image_id)  # 2. locate; metadata only
     target = negotiate(params.fmt, request.accept_mimetypes)
+    g.transform = f"{params.canonical()}&target={target}"  # for the access log
     key = variant_key(source, params, target)  # 3. key and validators, before any pixel
     validators = Validators(
         etag=etag_for(key),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -26,10 +27,14 @@ def free_port() -> int:
 class Server:
     process: subprocess.Popen[bytes]
     port: int
-    log: Path  # gunicorn's stderr
+    log: Path  # gunicorn's stderr: errors, JSON lines
+    out: Path  # gunicorn's stdout: the access log, JSON lines
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def access_lines(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
 
     def request(
         self, method: str, path: str, headers: Mapping[str, str] | None = None
@@ -55,6 +60,7 @@ class Server:
             self.process.kill()
             self.process.wait()
         self.log.unlink(missing_ok=True)
+        self.out.unlink(missing_ok=True)
 
 
 def gunicorn_command(bind: str, *extra: str) -> list[str]:
@@ -78,15 +84,16 @@ def start_gunicorn(
     """gunicorn with ``env`` on a free port, run under the command prefix ``wrapper`` if given."""
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
-    with log.open("wb") as stderr:
+    out = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".out")[1])
+    with log.open("wb") as stderr, out.open("wb") as stdout:
         process = subprocess.Popen(
             [*wrapper, *gunicorn_command(f"127.0.0.1:{port}", "--workers", str(workers))],
             cwd=REPO,
-            env={**os.environ, "GUNICORN_ACCESSLOG": "", **env},
-            stdout=subprocess.DEVNULL,
+            env={**os.environ, **env},
+            stdout=stdout,
             stderr=stderr,
         )
-    server = Server(process, port, log)
+    server = Server(process, port, log, out)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

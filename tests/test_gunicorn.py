@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,6 +80,25 @@ def test_bad_input_never_kills_a_worker(server: Server) -> None:
     assert status == 405
     assert server.request("GET", "/image/rocket.jpg?w=20")[0] == 200
     assert server.workers() == workers
+
+
+def test_structured_logs_with_request_ids(server: Server) -> None:
+    server.request("GET", "/image/rocket.jpg?w=33&fmt=png", {"X-Request-Id": "log-test-1"})
+    status, headers, _ = server.request("GET", "/image/rocket.jpg?w=oops", {"X-Request-Id": "log-test-2"})
+    assert status == 400 and headers["x-request-id"] == "log-test-2"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = {
+            line["id"]: line for line in server.access_lines() if str(line.get("id", "")).startswith("log-")
+        }
+        if len(lines) == 2:
+            break
+        time.sleep(0.05)
+    assert lines["log-test-1"]["status"] == 200 and lines["log-test-1"]["cache"] == "MISS"
+    assert str(lines["log-test-1"]["transform"]).startswith("w=33&")
+    assert lines["log-test-2"]["status"] == 400 and lines["log-test-2"]["logger"] == "proxy.access"
+    errors = [json.loads(line) for line in server.log_text().splitlines() if line.strip()]
+    assert any("Booting worker" in str(entry["message"]) for entry in errors)  # gunicorn's own, as JSON
 
 
 def test_bad_settings_fail_at_boot_naming_the_variable(tmp_path: Path) -> None:
