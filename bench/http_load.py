@@ -148,7 +148,7 @@ def wrk(
 
 def nginx_front(prefix: Path, origin_port: int, port: int) -> subprocess.Popen[bytes]:
     """deploy/nginx.conf as shipped, in front of the origin (deploy/nginx_local.py)."""
-    command = write_config(prefix, f"127.0.0.1:{origin_port}", port)
+    command = write_config(prefix, port, f"127.0.0.1:{origin_port}")
     return subprocess.Popen(command, start_new_session=True)
 
 

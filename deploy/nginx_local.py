@@ -1,6 +1,6 @@
 """Run deploy/nginx.conf as an unprivileged nginx under a scratch prefix, for tests and benchmarks.
 
-    python deploy/nginx_local.py PREFIX ORIGIN_HOST:PORT LISTEN_PORT   # prints the nginx command
+    python deploy/nginx_local.py PREFIX LISTEN_PORT ORIGIN_HOST:PORT...   # prints the nginx command
 
 The shipped file is used as is, with only its three EDIT lines pointed at the prefix and the
 given addresses; the main configuration around it keeps every path under the prefix.
@@ -16,12 +16,13 @@ from pathlib import Path
 DEPLOY = Path(__file__).resolve().parent / "nginx.conf"
 
 
-def write_config(prefix: Path, origin: str, port: int) -> list[str]:
+def write_config(prefix: Path, port: int, *origins: str) -> list[str]:
     """Write PREFIX/nginx.conf (including the adapted deploy file); return the command to run it."""
     prefix.mkdir(parents=True, exist_ok=True)
     conf = DEPLOY.read_text()
     conf = re.sub(r"proxy_cache_path \S+", f"proxy_cache_path {prefix}/cache", conf)
-    conf = re.sub(r"server unix:\S+;", f"server {origin};", conf)
+    servers = " ".join(f"server {origin};" for origin in origins)
+    conf = re.sub(r"server unix:\S+;", servers, conf)
     conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
     (prefix / "image-origin.conf").write_text(conf)
     temp = " ".join(
@@ -37,4 +38,4 @@ def write_config(prefix: Path, origin: str, port: int) -> list[str]:
 
 
 if __name__ == "__main__":
-    print(" ".join(write_config(Path(sys.argv[1]).resolve(), sys.argv[2], int(sys.argv[3]))))
+    print(" ".join(write_config(Path(sys.argv[1]).resolve(), int(sys.argv[2]), *sys.argv[3:])))

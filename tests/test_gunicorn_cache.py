@@ -319,3 +319,20 @@ def _eventually(check: Callable[[], bool], timeout: float = 12) -> bool:
             return True
         time.sleep(0.5)
     return False
+
+
+def test_sigterm_lets_in_flight_requests_finish(serve: Callable[..., tuple[Server, Env]]) -> None:
+    server, env = serve(workers=1)
+    url = "/image/big.png?fmt=webp&w=2900"  # about 0.4 s of work
+    outcome: list[object] = []
+    thread = threading.Thread(target=lambda: outcome.append(_try(lambda: get(server, url))))
+    thread.start()
+    time.sleep(0.15)
+    server.process.send_signal(signal.SIGTERM)
+    thread.join(30)
+    assert server.process.wait(timeout=30) == 0
+    status, headers, body = outcome[0]  # type: ignore[misc]
+    assert status == 200 and int(headers["content-length"]) == len(body)
+    assert decode(body).shape == (1933, 2900, 3)
+    stats = cache_stats(env)
+    assert stats["entries"] == 1 and stats["renders"] == 1  # stored whole before the worker left

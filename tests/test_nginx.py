@@ -74,18 +74,15 @@ def start_front(base: Path, **env: str) -> Front:
         workers=2,
     )
     port = free_port()
-    command = write_config(base / "nginx", f"127.0.0.1:{origin.port}", port)
+    command = write_config(base / "nginx", port, f"127.0.0.1:{origin.port}")
     nginx = subprocess.Popen(command)
     front = Front(origin, nginx, port, access_log)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if front.request("/healthz")[0] == 200:
-                return front
-        except OSError:
-            time.sleep(0.05)
-    front.stop()
-    raise RuntimeError(f"nginx did not start: {(base / 'nginx' / 'error.log').read_text()}")
+    try:
+        _wait_for(front)
+    except RuntimeError:
+        front.stop()
+        raise RuntimeError(f"nginx did not start: {(base / 'nginx' / 'error.log').read_text()}") from None
+    return front
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +155,53 @@ def test_stale_variants_are_served_when_the_origin_is_down(tmp_path: Path) -> No
         assert status == 502
     finally:
         front.stop()
+
+
+def test_instances_partition_the_variants_and_survive_one_down(tmp_path: Path) -> None:
+    """Three instances, each with its own cache, behind one nginx hashing URLs consistently."""
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(REPO / "samples" / "rocket.jpg", images / "rocket.jpg")
+    instances, logs = [], []
+    for index in range(3):
+        logs.append(tmp_path / f"access-{index}.log")
+        env = {
+            "PROXY_IMAGE_ROOT": str(images),
+            "PROXY_CACHE_DIR": str(tmp_path / f"cache-{index}"),
+            "GUNICORN_ACCESSLOG": str(logs[-1]),
+        }
+        instances.append(start_gunicorn(env, workers=1))
+    port = free_port()
+    command = write_config(tmp_path / "nginx", port, *(f"127.0.0.1:{server.port}" for server in instances))
+    nginx = subprocess.Popen(command)
+    front = Front(instances[0], nginx, port, logs[0])
+    try:
+        _wait_for(front)
+        urls = [f"/image/rocket.jpg?w={width}" for width in range(100, 160)]
+        for url in urls:
+            assert front.request(url)[0] == 200
+        counts = [[log.read_text().count(f"GET {url} ") for log in logs] for url in urls]
+        assert all(sorted(count) == [0, 0, 1] for count in counts)  # each variant on exactly one
+        assert all(sum(count[index] for count in counts) > 5 for index in range(3))  # all share
+        instances[2].stop()
+        before = logs[2].read_text()
+        for width in range(200, 240):  # new variants, some hashing to the stopped instance
+            status, headers, body = front.request(f"/image/rocket.jpg?w={width}")
+            assert status == 200 and decode(body).shape[1] == width
+        assert logs[2].read_text() == before
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=15)
+        for server in instances:
+            server.stop()
+
+
+def _wait_for(front: Front) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if front.request("/healthz")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nginx did not start")
