@@ -5,6 +5,8 @@ Run from the repository root:
 """
 
 import os
+import shutil
+import tempfile
 
 # Default bind for `make serve`; deployments pass --bind (a unix socket behind nginx is best).
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -49,3 +51,21 @@ logconfig_dict = {
         "gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False},
     },
 }
+
+# Prometheus multiprocess mode: each worker writes its samples to files in one directory, fresh for
+# every start of the master, and /metrics on any worker adds them up. Must be set before the app
+# (and prometheus_client) is imported, which preload_app does right after this file.
+_metrics_dir = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-origin-metrics-")
+
+
+def child_exit(server, worker):  # a dead worker's live gauges must stop counting
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # only a directory this file made; an operator's own is theirs to keep
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -16,9 +16,11 @@ from .cache import VariantCache, copy_key
 from .errors import register_error_handlers
 from .intermediate import render_reduced
 from .limits import Limits, TransformGate, gate_directory
+from .metrics import IN_FLIGHT, RENDERS, SOURCE_BYTES, SOURCE_PIXELS, TRANSFORM_SECONDS, register_metrics
 from .ops import ops
 from .params import ImageParams, check_presets
 from .pipeline import Rendered
+from .probe import probe
 from .settings import Settings
 from .sources import FileStore, Source, SourceStore
 from .views import images
@@ -40,9 +42,16 @@ class Origin:
     def render(self, source: Source, params: ImageParams, target: str) -> Rendered:
         """Run the pipeline in a transform slot, under the deadline, through a reduced copy of
         the original when that pays (intermediate.py)."""
-        with self.gate.slot():
-            limits = Limits.from_settings(self.settings, time.monotonic() + self.settings.transform_deadline)
-            return render_reduced(self.cache, copy_key(source), source.path, params, target, limits)
+        with self.gate.slot(), IN_FLIGHT.track_inprogress():
+            started = time.monotonic()
+            limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
+            rendered = render_reduced(self.cache, copy_key(source), source.path, params, target, limits)
+            RENDERS.inc()
+            TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
+            info = probe(source.path)  # the header again, for the size histograms: microseconds
+            SOURCE_BYTES.observe(info.bytes)
+            SOURCE_PIXELS.observe((info.width or 0) * (info.height or 0))
+            return rendered
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -63,5 +72,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(images)
     app.register_blueprint(ops)
     register_access_log(app)
+    register_metrics(app)
     register_error_handlers(app)
     return app

@@ -43,6 +43,7 @@ from typing import BinaryIO, TypeVar
 
 import diskcache
 
+from .metrics import EVICTIONS
 from .params import ImageParams
 from .pipeline import PIPELINE_VERSION, Rendered
 from .sources import Source
@@ -185,7 +186,7 @@ class VariantCache:
         def store(cache: diskcache.Cache) -> None:
             cache.set(key, data, tag=tag, expire=HORIZON)
             if cache.volume() > self.size_limit:
-                cache.cull()
+                EVICTIONS.inc(cache.cull())
 
         self._guard(store, None)
 
@@ -337,6 +338,7 @@ class VariantCache:
             str(self.directory),
             size_limit=self.size_limit,
             eviction_policy=POLICY,
+            cull_limit=0,  # we cull after each write instead, all the way under the bound, and count it
             timeout=1,  # a hit never waits long on SQLite's write lock; it goes uncached instead
             sqlite_wal_autocheckpoint=WAL_PAGES,
             sqlite_journal_size_limit=WAL_PAGES * PAGE_SIZE,

@@ -10,6 +10,7 @@ from .cache import variant_key
 from .errors import NotFound
 from .formats import negotiate
 from .http import Validators, etag_for, image_response, is_not_modified, not_modified_response
+from .metrics import CACHE
 from .params import parse_params
 from .signing import verify
 from .sources import Source, SourceStore
@@ -44,6 +45,7 @@ def image(image_id: str) -> Response:
         produce=lambda: origin.render(source, params, target),
         keep=lambda: _unchanged(origin.store, source),
     )
+    CACHE.labels("hit" if variant.hit else "miss").inc()
     return image_response(variant, validators, request.environ)  # 6.
 
 

@@ -1,0 +1,61 @@
+"""Prometheus metrics, correct across gunicorn's worker processes.
+
+Under gunicorn, gunicorn.conf.py points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory
+before the app is imported, each worker writes its samples there, and ``/metrics``, on any
+worker, adds them up. Elsewhere (tests, the CLI) the ordinary in-process registry is used.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter("image_origin_requests_total", "HTTP requests answered, by status", ["status"])
+CACHE = Counter("image_origin_cache_requests_total", "Image requests by cache outcome", ["outcome"])
+EVICTIONS = Counter("image_origin_cache_evictions_total", "Variants evicted to keep the size bound")
+RENDERS = Counter("image_origin_pipeline_runs_total", "Pipeline runs (decode, transform, encode)")
+IN_FLIGHT = Gauge("image_origin_transforms_in_flight", "Transforms running now", multiprocess_mode="livesum")
+TRANSFORM_SECONDS = Histogram(
+    "image_origin_transform_seconds",
+    "Time to render a variant, by output format",
+    ["format"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SOURCE_BYTES = Histogram(
+    "image_origin_source_bytes",
+    "Size of originals rendered",
+    buckets=(1e4, 1e5, 1e6, 5e6, 1e7, 5e7),
+)
+SOURCE_PIXELS = Histogram(
+    "image_origin_source_pixels",
+    "Declared pixels of originals rendered",
+    buckets=(1e5, 1e6, 6e6, 12e6, 24e6, 50e6),
+)
+
+
+def register_metrics(app: Flask) -> None:
+    @app.after_request
+    def _count(response: Response) -> Response:
+        REQUESTS.labels(str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            registry = REGISTRY
+        body = generate_latest(registry)
+        return Response(body, content_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
