@@ -3,17 +3,21 @@
     python deploy/nginx_local.py PREFIX LISTEN_PORT ORIGIN_HOST:PORT...   # prints the nginx command
 
 The shipped file is used as is, with only its three EDIT lines pointed at the prefix and the
-given addresses; the main configuration around it keeps every path under the prefix.
+given addresses; the main configuration around it keeps every path under the prefix. Started
+by root (as CI is), nginx runs as nobody, master and workers alike, owning only the prefix.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 DEPLOY = Path(__file__).resolve().parent / "nginx.conf"
+NOBODY = pwd.getpwnam("nobody")
 
 
 def write_config(prefix: Path, port: int, *origins: str) -> list[str]:
@@ -29,12 +33,21 @@ def write_config(prefix: Path, port: int, *origins: str) -> list[str]:
         f"{kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     (prefix / "nginx.conf").write_text(
-        ("user root root;\n" if os.geteuid() == 0 else "")  # workers must reach the prefix
-        + f"daemon off; worker_processes auto; pid {prefix}/nginx.pid; error_log {prefix}/error.log;\n"
+        f"daemon off; worker_processes auto; pid {prefix}/nginx.pid; error_log {prefix}/error.log;\n"
         + "events { worker_connections 1024; }\n"
         + f"http {{ access_log off; sendfile on; {temp} include {prefix}/image-origin.conf; }}\n"
     )
-    return ["nginx", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)]
+    command = ["nginx", "-e", f"{prefix}/error.log", "-c", f"{prefix}/nginx.conf", "-p", str(prefix)]
+    if os.geteuid() != 0:
+        return command
+    for path in (prefix, *prefix.parents):  # nobody must reach the prefix...
+        if path.stat().st_mode & 0o005 != 0o005:
+            path.chmod(path.stat().st_mode | 0o005)
+        if path == Path(tempfile.gettempdir()):
+            break
+    for path in (prefix, *prefix.rglob("*")):  # ...and own it
+        os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
+    return ["setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}", "--clear-groups", *command]
 
 
 if __name__ == "__main__":

@@ -196,6 +196,56 @@ def test_instances_partition_the_variants_and_survive_one_down(tmp_path: Path) -
             server.stop()
 
 
+def test_adding_an_instance_moves_only_its_share(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(REPO / "samples" / "rocket.jpg", images / "rocket.jpg")
+    logs = [tmp_path / f"access-{index}.log" for index in range(3)]
+    instances = [
+        start_gunicorn(
+            {
+                "PROXY_IMAGE_ROOT": str(images),
+                "PROXY_CACHE_DIR": str(tmp_path / f"cache-{i}"),
+                "GUNICORN_ACCESSLOG": str(log),
+            },
+            workers=1,
+        )
+        for i, log in enumerate(logs)
+    ]
+    urls = [f"/image/rocket.jpg?w={width}" for width in range(100, 160)]
+
+    def route(servers: list[Server], name: str) -> dict[str, int]:
+        """Which instance each URL reaches through a fresh nginx (empty cache) over ``servers``."""
+        before = [[log.read_text().count(f"GET {url} ") for log in logs] for url in urls]
+        port = free_port()
+        nginx = subprocess.Popen(
+            write_config(tmp_path / name, port, *(f"127.0.0.1:{s.port}" for s in servers))
+        )
+        try:
+            _wait_for(Front(servers[0], nginx, port, logs[0]))
+            for url in urls:
+                assert Front(servers[0], nginx, port, logs[0]).request(url)[0] == 200
+        finally:
+            nginx.send_signal(signal.SIGQUIT)
+            nginx.wait(timeout=15)
+        after = [[log.read_text().count(f"GET {url} ") for log in logs] for url in urls]
+        owners = {}
+        for url, old, new in zip(urls, before, after, strict=True):
+            (owner,) = [index for index in range(3) if new[index] > old[index]]
+            owners[url] = owner
+        return owners
+
+    try:
+        two = route(instances[:2], "nginx-two")
+        three = route(instances, "nginx-three")
+        moved = [url for url in urls if three[url] != two[url]]
+        assert moved and all(three[url] == 2 for url in moved)  # only to the new instance
+        assert len(moved) < len(urls) * 0.6  # about a third; the rest stay where they were cached
+    finally:
+        for server in instances:
+            server.stop()
+
+
 def _wait_for(front: Front) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
