@@ -44,11 +44,11 @@ class Origin:
         the original when that pays (intermediate.py)."""
         with self.gate.slot(), IN_FLIGHT.track_inprogress():
             started = time.monotonic()
+            info = probe(source.path)  # the header, for the size histograms: microseconds
             limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
             rendered = render_reduced(self.cache, copy_key(source), source.path, params, target, limits)
             RENDERS.inc()
             TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
-            info = probe(source.path)  # the header again, for the size histograms: microseconds
             SOURCE_BYTES.observe(info.bytes)
             SOURCE_PIXELS.observe((info.width or 0) * (info.height or 0))
             return rendered
