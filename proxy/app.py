@@ -44,9 +44,9 @@ class Origin:
         the original when that pays (intermediate.py)."""
         with self.gate.slot(), IN_FLIGHT.track_inprogress():
             started = time.monotonic()
-            info = probe(source.path)  # the header, for the size histograms: microseconds
+            info = probe(source.path)  # read once: the pipeline plans with it, the histograms count it
             limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
-            rendered = render_reduced(self.cache, copy_key(source), source.path, params, target, limits)
+            rendered = render_reduced(self.cache, copy_key(source), source.path, params, target, limits, info)
             RENDERS.inc()
             TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
             SOURCE_BYTES.observe(info.bytes)

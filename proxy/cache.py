@@ -87,8 +87,7 @@ def variant_key(source: Source, params: ImageParams, target: str) -> str:
     The requested ``fmt`` is left out and the negotiated target put in, so ``fmt=webp`` and
     ``fmt=auto`` answered with WebP are one variant.
     """
-    transform = params.canonical().replace(f"fmt={params.fmt or ''}&", "")
-    return "|".join((PIPELINE_VERSION, source.id, source.version, transform, target))
+    return "|".join((PIPELINE_VERSION, source.id, source.version, params.transform(), target))
 
 
 def copy_key(source: Source) -> str:

@@ -38,7 +38,7 @@ from .pipeline import (
     to_8bit_array,
     upright,
 )
-from .probe import probe
+from .probe import SourceInfo, probe
 
 SIDE = 2048  # longest side of a reduced copy, in pixels
 ELIGIBLE = 2 * SIDE  # originals with a longest side at least this large get one
@@ -85,9 +85,9 @@ class Intermediate:
         return cls(pixels.reshape(shape), name.rstrip(b"\0").decode(), (source_w, source_h))
 
 
-def build(path: str, limits: Limits = DEFAULT_LIMITS) -> Intermediate | None:
+def build(path: str, limits: Limits = DEFAULT_LIMITS, info: SourceInfo | None = None) -> Intermediate | None:
     """The reduced copy of the original at ``path``, or None if it is too small to need one."""
-    info = probe(path)
+    info = info or probe(path)
     check_source(info, limits)
     declared = oriented_size(info)
     if declared is None or max(declared) < ELIGIBLE:
@@ -102,18 +102,25 @@ def build(path: str, limits: Limits = DEFAULT_LIMITS) -> Intermediate | None:
 
 
 def render_reduced(
-    store: BlobStore, key: str, path: str, params: ImageParams, target: str, limits: Limits = DEFAULT_LIMITS
+    store: BlobStore,
+    key: str,
+    path: str,
+    params: ImageParams,
+    target: str,
+    limits: Limits = DEFAULT_LIMITS,
+    info: SourceInfo | None = None,
 ) -> Rendered:
     """Render through the original's reduced copy when one is kept or now worth keeping."""
-    declared = oriented_size(probe(path))
+    info = info or probe(path)  # read once, passed on
+    declared = oriented_size(info)
     if declared is None or max(declared) < ELIGIBLE:
-        return render(path, params, target, limits)
+        return render(path, params, target, limits, info)
     data = store.get_blob(key)
     copy = Intermediate.from_bytes(data) if data is not None else None
     if copy is None and not store.first_sight(key):  # seen before: a copy pays from now on
-        copy = build(path, limits)
+        copy = build(path, limits, info)
         if copy is not None:
             store.put_blob(key, copy.to_bytes())
     if copy is not None and copy.serves(params):
         return finish(copy.image, copy.source_format, copy.source_size, 1, params, target, limits)
-    return render(path, params, target, limits)
+    return render(path, params, target, limits, info)

@@ -24,9 +24,9 @@ from .settings import Settings
 
 @dataclass(frozen=True)
 class Limits:
-    max_source_pixels: int = 50_000_000
-    max_source_bytes: int = 50_000_000
-    max_output_pixels: int = 50_000_000
+    max_source_pixels: int = Settings.max_source_pixels  # defaults are the settings' own
+    max_source_bytes: int = Settings.max_source_bytes
+    max_output_pixels: int = Settings.max_output_pixels
     deadline: float | None = None  # time.monotonic() after which no stage starts
 
     @classmethod

@@ -42,9 +42,14 @@ class ImageParams:
 
     def canonical(self) -> str:
         """A stable text form: equal for equivalent requests, different otherwise."""
+        return f"{self.transform()}&fmt={self.fmt or ''}"
+
+    def transform(self) -> str:
+        """The canonical form without the requested format, which the cache key replaces by the
+        negotiated one (``fmt=webp`` and ``fmt=auto`` answered with WebP are one variant)."""
         r, g, b, a = self.background
         return (
-            f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}&fmt={self.fmt or ''}"
+            f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}"
             f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}"
         )
 

@@ -71,9 +71,18 @@ class Rendered:
     format: Format
 
 
-def render(path: str, params: ImageParams, target: str, limits: Limits = DEFAULT_LIMITS) -> Rendered:
-    """The transform: original file at ``path`` -> encoded bytes in the chosen format."""
-    info = probe(path)
+def render(
+    path: str,
+    params: ImageParams,
+    target: str,
+    limits: Limits = DEFAULT_LIMITS,
+    info: SourceInfo | None = None,
+) -> Rendered:
+    """The transform: original file at ``path`` -> encoded bytes in the chosen format.
+
+    ``info`` is the original's probed header, when the caller has read it already.
+    """
+    info = info or probe(path)
     check_source(info, limits)  # before a single pixel is allocated
     declared = oriented_size(info)
     reduction = 1

@@ -30,7 +30,7 @@ def image(image_id: str) -> Response:
     params = parse_params(request.args, origin.settings)  # 1. parse once
     source = origin.store.resolve(image_id)  # 2. locate; metadata only
     target = negotiate(params.fmt, request.accept_mimetypes)
-    g.transform = f"{params.canonical()}&target={target}"  # for the access log
+    g.transform = f"{params.transform()}&fmt={target}"  # for the access log
     key = variant_key(source, params, target)  # 3. key and validators, before any pixel
     validators = Validators(
         etag=etag_for(key),
