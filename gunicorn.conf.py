@@ -4,6 +4,7 @@ Run from the repository root:
     gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8000 "proxy.app:create_app()"
 """
 
+import logging
 import os
 import shutil
 import tempfile
@@ -33,6 +34,10 @@ preload_app = True
 # behind nginx, whose own log sees every request, GUNICORN_JSON_ACCESSLOG=0 turns it off.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 json_access_level = "INFO" if os.environ.get("GUNICORN_JSON_ACCESSLOG", "1") != "0" else "WARNING"
+# Our JSON lines never show the caller, thread or process, so logging need not look them up
+# (the logging HOWTO's "Optimization" section): ~6 us of every request's access line.
+logging._srcfile = None
+logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Errors and gunicorn's own messages as JSON lines too, on stderr.

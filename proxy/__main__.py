@@ -74,7 +74,7 @@ def _warm_one(
 ) -> str:
     source = store.resolve(image_id)
     params = parse_params(query, settings)
-    target = negotiate(params.fmt, [])
+    target = negotiate(params.fmt, "")
     variant = cache.fetch(
         variant_key(source, params, target),
         produce=lambda: render(source.path, params, target, Limits.from_settings(settings)),

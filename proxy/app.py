@@ -6,19 +6,21 @@ they like, and gunicorn builds one per worker with ``proxy.app:create_app()``.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask
 
-from .access import register_access_log
+from .access import AccessLog
 from .cache import VariantCache, copy_key
 from .errors import register_error_handlers
 from .intermediate import render_reduced
 from .limits import Limits, TransformGate, gate_directory
 from .metrics import IN_FLIGHT, RENDERS, SOURCE_BYTES, SOURCE_PIXELS, TRANSFORM_SECONDS, register_metrics
 from .ops import ops
-from .params import ImageParams, check_presets
+from .params import ImageParams, check_presets, query_parser
 from .pipeline import Rendered
 from .probe import probe
 from .settings import Settings
@@ -34,8 +36,9 @@ class Origin:
     store: SourceStore
     cache: VariantCache
     gate: TransformGate
+    parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
 
-    @property
+    @functools.cached_property
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.settings.secret, self.settings.secret_previous) if s)
 
@@ -61,17 +64,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["proxy"] = Origin(
         settings=settings,
         store=FileStore(settings.image_root),
-        cache=VariantCache(settings.cache_dir, settings.cache_size),
+        cache=VariantCache(settings.cache_dir, settings.cache_size, memory=settings.memory_cache_size),
         gate=TransformGate(
             gate_directory(settings.cache_dir),
             settings.max_transforms,
             settings.transform_queue,
             settings.transform_wait,
         ),
+        parse=query_parser(settings),
     )
     app.register_blueprint(images)
     app.register_blueprint(ops)
-    register_access_log(app)
     register_metrics(app)
     register_error_handlers(app)
+    app.wsgi_app = AccessLog(app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -19,6 +19,12 @@ every worker of an instance. Choices, each measured (figures in the README):
   write-ahead log, which lives beside the index, and a put that leaves the
   volume over the limit culls until it is under, because diskcache's own
   eviction removes only ten entries per write.
+- Small variants are also kept in each worker's memory (``memory`` bytes, least recently
+  used first out, none over ``MEMORY_ENTRY``): a hit on one costs a dictionary lookup, not
+  an SQLite query and a file open, which took hit throughput from ~0.65 to ~0.8 of a bare
+  Flask app. Keys name the original's version, so a remembered variant can never be stale;
+  it still refreshes its disk entry's touch, and is forgotten once that entry is gone
+  (evicted or cleared), at most ``touch_every`` seconds later.
 - Values are written to a file before their row is committed, so a worker
   killed mid-write leaves at most an orphan file, never a row that points at a
   partial value.
@@ -35,6 +41,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,6 +67,7 @@ LOCK_PREFIX = "lock:"
 STAT_PREFIX = "stat:"
 RENDERS, HITS, MISSES = (STAT_PREFIX + name for name in ("renders", "hits", "misses"))
 POLICY = "least-recently-touched"
+MEMORY_ENTRY = 256 * 1024  # larger variants stream from their file (sendfile) and stay on disk
 
 # diskcache's policies are rows of this table; ours culls by expiry and writes nothing on a hit.
 # Locks (expiring within the hour) and counters (never expiring) are never culled.
@@ -87,7 +95,7 @@ def variant_key(source: Source, params: ImageParams, target: str) -> str:
     The requested ``fmt`` is left out and the negotiated target put in, so ``fmt=webp`` and
     ``fmt=auto`` answered with WebP are one variant.
     """
-    return "|".join((PIPELINE_VERSION, source.id, source.version, params.transform(), target))
+    return "|".join((PIPELINE_VERSION, source.id, source.version, params.transform, target))
 
 
 def copy_key(source: Source) -> str:
@@ -105,6 +113,7 @@ class VariantCache:
         lock_timeout: float = 30.0,
         retry_after: float = 5.0,
         touch_every: float = 60.0,
+        memory: int = 0,
     ) -> None:
         if size < MIN_SIZE:
             raise ValueError(f"cache size {size} is below the minimum of {MIN_SIZE} bytes")
@@ -114,7 +123,10 @@ class VariantCache:
         self.lock_timeout = lock_timeout
         self.retry_after = retry_after
         self.touch_every = touch_every
-        self._state = threading.RLock()  # guards opening, closing and the counts, across threads
+        self.memory = memory
+        self._hot: OrderedDict[str, tuple[str, bytes, float]] = OrderedDict()  # key: mime, body, expiry
+        self._hot_bytes = 0
+        self._state = threading.RLock()  # guards opening, closing, counts and memory, across threads
         self._counts = {HITS: 0, MISSES: 0}  # not yet added to the shared totals
         self._flushed = time.monotonic()
         self._cache: diskcache.Cache | None = None
@@ -145,19 +157,70 @@ class VariantCache:
             return Variant(rendered.format.mime, len(rendered.data), rendered.data, hit=False)
 
     def get(self, key: str) -> Variant | None:
+        hot = self._recall(key)
+        if hot is not None:
+            return hot
         found = self._guard(lambda cache: cache.get(key, read=True, tag=True, expire_time=True), None)
         body, expires, mime = found if found is not None else (None, None, None)
         self._count(MISSES if body is None else HITS)
         if body is None or not isinstance(mime, str):
             return None
         if expires is not None and expires - time.time() < HORIZON - self.touch_every:
-            self._guard(lambda cache: cache.touch(key, expire=HORIZON), None)
-        if isinstance(body, bytes):
-            return Variant(mime, len(body), body, hit=True)
-        return Variant(mime, os.fstat(body.fileno()).st_size, body, hit=True)
+            expires = time.time() + HORIZON if self._touch(key) else None
+        if not isinstance(body, bytes):
+            length = os.fstat(body.fileno()).st_size
+            if length > MEMORY_ENTRY or not self.memory:
+                return Variant(mime, length, body, hit=True)
+            with body:
+                body = body.read()
+        if expires is not None:
+            self._remember(key, mime, body, expires)
+        return Variant(mime, len(body), body, hit=True)
 
     def put(self, key: str, rendered: Rendered) -> None:
-        self._store(key, rendered.data, rendered.format.mime)
+        if self._store(key, rendered.data, rendered.format.mime):
+            self._remember(key, rendered.format.mime, rendered.data, time.time() + HORIZON)
+
+    # --- the in-memory tier -------------------------------------------------------------
+
+    def _recall(self, key: str) -> Variant | None:
+        self._check()  # hits from memory must not hide a deleted index for longer than misses do
+        with self._state:
+            hot = self._hot.get(key)
+            if hot is None:
+                return None
+            self._hot.move_to_end(key)
+        mime, body, expires = hot
+        if expires - time.time() < HORIZON - self.touch_every:  # due for a touch, as on disk
+            if not self._touch(key):
+                self._forget(key)  # evicted or cleared on disk: hits go back to the disk
+                return None
+            with self._state:
+                if key in self._hot:
+                    self._hot[key] = (mime, body, time.time() + HORIZON)
+        self._count(HITS)
+        return Variant(mime, len(body), body, hit=True)
+
+    def _remember(self, key: str, mime: str, body: bytes, expires: float) -> None:
+        if len(body) > min(MEMORY_ENTRY, self.memory):
+            return
+        with self._state:
+            old = self._hot.pop(key, None)
+            self._hot_bytes += len(body) - (len(old[1]) if old else 0)
+            self._hot[key] = (mime, body, expires)
+            while self._hot_bytes > self.memory:
+                _, (_, dropped, _) = self._hot.popitem(last=False)
+                self._hot_bytes -= len(dropped)
+
+    def _forget(self, key: str) -> None:
+        with self._state:
+            old = self._hot.pop(key, None)
+            if old is not None:
+                self._hot_bytes -= len(old[1])
+
+    def _touch(self, key: str) -> bool:
+        """Refresh the entry's place in eviction order; False if it is no longer on disk."""
+        return bool(self._guard(lambda cache: cache.touch(key, expire=HORIZON), True))
 
     # --- reduced copies of originals (intermediate.py) -----------------------------------
 
@@ -178,16 +241,18 @@ class VariantCache:
         """True the first time ``key`` is asked about (within HORIZON); records the sighting."""
         return bool(self._guard(lambda cache: cache.add("seen:" + key, 1, expire=HORIZON), True))
 
-    def _store(self, key: str, data: bytes, tag: str | None) -> None:
+    def _store(self, key: str, data: bytes, tag: str | None) -> bool:
+        """Whether ``data`` was stored."""
         if len(data) > self.max_entry:
-            return
+            return False
 
-        def store(cache: diskcache.Cache) -> None:
+        def store(cache: diskcache.Cache) -> bool:
             cache.set(key, data, tag=tag, expire=HORIZON)
             if cache.volume() > self.size_limit:
                 EVICTIONS.inc(cache.cull())
+            return True
 
-        self._guard(store, None)
+        return self._guard(store, False)
 
     @contextmanager
     def lock(self, key: str) -> Iterator[bool]:
@@ -252,6 +317,9 @@ class VariantCache:
         return self._guard(collect, {})
 
     def clear(self) -> int:
+        with self._state:
+            self._hot.clear()
+            self._hot_bytes = 0
         return int(self._guard(lambda cache: cache.clear(), 0))
 
     def close(self) -> None:
@@ -289,13 +357,7 @@ class VariantCache:
 
     def _guard(self, operation: Callable[[diskcache.Cache], T], fallback: T) -> T:
         """Run ``operation`` on the cache; on any storage failure, log once and return ``fallback``."""
-        now = time.monotonic()
-        if now - self._checked > self.retry_after:
-            with self._state:
-                if now - self._checked > self.retry_after:  # not already done by another thread
-                    self._checked = now
-                    if self._down_since is not None or not self._index_is_current():
-                        self._open()
+        self._check()
         cache = self._cache
         if cache is None or self._down_since is not None:
             return fallback
@@ -307,6 +369,16 @@ class VariantCache:
             with self._state:
                 self._fail(error)
             return fallback
+
+    def _check(self) -> None:
+        """Every ``retry_after`` seconds: reopen a cache that failed or whose index was deleted."""
+        now = time.monotonic()
+        if now - self._checked > self.retry_after:
+            with self._state:
+                if now - self._checked > self.retry_after:  # not already done by another thread
+                    self._checked = now
+                    if self._down_since is not None or not self._index_is_current():
+                        self._open()
 
     def _open(self) -> None:
         self.close()

@@ -10,11 +10,11 @@ target into a concrete ``Format``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from werkzeug.http import parse_accept_header
 
 SOURCE = "source"
 LEGACY = "jpeg|png"
@@ -62,8 +62,9 @@ FORMATS: dict[str, Format] = {f.name: f for f in (PNG, JPEG, WEBP, AVIF) if _wri
 REQUESTABLE = (*FORMATS, "auto")  # the values ``fmt`` accepts
 
 
-def negotiate(requested: str | None, accept: Iterable[tuple[str, float]]) -> str:
-    """The request's target: ``requested`` itself, or for ``auto`` the best type the client names.
+def negotiate(requested: str | None, accept: str) -> str:
+    """The request's target: ``requested`` itself, or for ``auto`` the best type the client names
+    in its ``Accept`` header (read only then: a hit with an explicit format never parses it).
 
     Only types listed by name with a q-value above 0 count: ``*/*`` and
     ``image/*`` say nothing about what a client can decode, so they never
@@ -73,7 +74,7 @@ def negotiate(requested: str | None, accept: Iterable[tuple[str, float]]) -> str
         return SOURCE
     if requested != "auto":
         return requested
-    named = {value.lower() for value, quality in accept if quality > 0}
+    named = {value.lower() for value, quality in parse_accept_header(accept) if quality > 0}
     for candidate in (AVIF, WEBP):
         if candidate.mime in named and candidate.name in FORMATS:
             return candidate.name

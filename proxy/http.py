@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from flask import Request, Response
+from flask import Response
 from werkzeug.http import http_date, is_resource_modified
 from werkzeug.wsgi import wrap_file
 
@@ -48,10 +48,9 @@ def etag_for(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def is_not_modified(request: Request, validators: Validators) -> bool:
+def is_not_modified(environ: WSGIEnvironment, validators: Validators) -> bool:
     """RFC 9110 13.2.2: If-None-Match (weak comparison, ``*`` included) when present,
     else If-Modified-Since. werkzeug implements exactly this precedence."""
-    environ = request.environ
     if "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MODIFIED_SINCE" not in environ:
         return False  # the common case, answered without werkzeug's parsing
     return not is_resource_modified(environ, etag=validators.etag, last_modified=validators.last_modified)
@@ -78,6 +77,7 @@ def image_response(variant: Variant, validators: Validators, environ: WSGIEnviro
     """The image, from memory or streamed from its cache file (sendfile under gunicorn)."""
     headers = {
         **validators.headers(),
+        "Content-Type": variant.mime,  # as is: image types take no charset
         "Content-Length": str(variant.length),
         "X-Cache": "HIT" if variant.hit else "MISS",
         "X-Content-Type-Options": "nosniff",
@@ -90,4 +90,4 @@ def image_response(variant: Variant, validators: Validators, environ: WSGIEnviro
     else:
         body = wrap_file(environ, variant.body)
     # Headers in one go and the body passed through: werkzeug has nothing left to work out.
-    return Response(body, headers=headers, mimetype=variant.mime, direct_passthrough=True)
+    return Response(body, headers=headers, direct_passthrough=True)

@@ -23,6 +23,7 @@ from prometheus_client import (
 
 REQUESTS = Counter("image_origin_requests_total", "HTTP requests answered, by status", ["status"])
 CACHE = Counter("image_origin_cache_requests_total", "Image requests by cache outcome", ["outcome"])
+CACHE_HITS, CACHE_MISSES = CACHE.labels("hit"), CACHE.labels("miss")  # bound once, not per request
 EVICTIONS = Counter("image_origin_cache_evictions_total", "Variants evicted to keep the size bound")
 RENDERS = Counter("image_origin_pipeline_runs_total", "Pipeline runs (decode, transform, encode)")
 IN_FLIGHT = Gauge("image_origin_transforms_in_flight", "Transforms running now", multiprocess_mode="livesum")
@@ -45,10 +46,7 @@ SOURCE_PIXELS = Histogram(
 
 
 def register_metrics(app: Flask) -> None:
-    @app.after_request
-    def _count(response: Response) -> Response:
-        REQUESTS.labels(str(response.status_code)).inc()
-        return response
+    """Serve /metrics; requests are counted by access.AccessLog, which sees every answer."""
 
     @app.get("/metrics")
     def metrics() -> Response:

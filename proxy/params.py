@@ -8,9 +8,12 @@ and share one ``canonical()`` string, which is what the cache key is built from.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
+from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import MultiDict
 
@@ -42,8 +45,9 @@ class ImageParams:
 
     def canonical(self) -> str:
         """A stable text form: equal for equivalent requests, different otherwise."""
-        return f"{self.transform()}&fmt={self.fmt or ''}"
+        return f"{self.transform}&fmt={self.fmt or ''}"
 
+    @functools.cached_property  # the parser hands out one instance per query: built once
     def transform(self) -> str:
         """The canonical form without the requested format, which the cache key replaces by the
         negotiated one (``fmt=webp`` and ``fmt=auto`` answered with WebP are one variant)."""
@@ -90,6 +94,21 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
     if params.fmt == "png":
         params = replace(params, quality=DEFAULT_QUALITY)  # lossless: q changes nothing
     return params
+
+
+def query_parser(settings: Settings, size: int = 4096) -> Callable[[str], ImageParams]:
+    """``parse_params`` on a raw WSGI query string, remembering the last ``size`` it accepted.
+
+    An origin sees the same few queries over and over (one per variant a page links to), and
+    parsing one costs a cache hit ~15 us, a tenth of it; refused queries are parsed every time.
+    """
+
+    @functools.lru_cache(maxsize=size)
+    def parse(query: str) -> ImageParams:
+        text = query.encode("latin-1").decode("utf-8", "replace")  # as werkzeug reads it (PEP 3333)
+        return parse_params(MultiDict(parse_qsl(text, keep_blank_values=True)), settings)
+
+    return parse
 
 
 def check_presets(settings: Settings) -> None:

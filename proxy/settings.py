@@ -47,6 +47,7 @@ class Settings:
     image_root: Path = SAMPLES_DIR  # directory holding the originals
     cache_dir: Path = Path("cache_dir")  # diskcache directory, shared by all workers
     cache_size: int = 2**30  # bytes; the cache directory's upper bound
+    memory_cache_size: int = 32 << 20  # bytes of small variants each worker also keeps in memory
     max_age: int = 86400  # seconds, for Cache-Control: max-age
     max_dimension: int = 8192  # pixels; largest w or h accepted, after dpr
     max_source_pixels: int = 50_000_000  # pixels an original may declare (width x height)
@@ -70,6 +71,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}IMAGE_ROOT: {self.image_root} is not a directory")
         if self.cache_size < 16 << 20:
             raise SettingsError(f"{PREFIX}CACHE_SIZE: {self.cache_size} bytes is below 16 MiB")
+        if self.memory_cache_size < 0:
+            raise SettingsError(f"{PREFIX}MEMORY_CACHE_SIZE: must be >= 0, got {self.memory_cache_size}")
         if self.max_age < 0:
             raise SettingsError(f"{PREFIX}MAX_AGE: must be >= 0 seconds, got {self.max_age}")
         if not 1 <= self.max_dimension <= 65500:
@@ -179,6 +182,7 @@ _PARSERS = {
     "image_root": _parse_path,
     "cache_dir": _parse_path,
     "cache_size": parse_size,
+    "memory_cache_size": parse_size,
     "max_age": _parse_int,
     "max_dimension": _parse_int,
     "max_source_pixels": _parse_int,

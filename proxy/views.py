@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 
+from .access import TRANSFORM
 from .cache import variant_key
 from .errors import NotFound
 from .formats import negotiate
 from .http import Validators, etag_for, image_response, is_not_modified, not_modified_response
-from .metrics import CACHE
-from .params import parse_params
+from .metrics import CACHE_HITS, CACHE_MISSES
 from .signing import verify
 from .sources import Source, SourceStore
 
@@ -25,12 +25,13 @@ images = Blueprint("images", __name__)
 @images.get("/image/<path:image_id>", provide_automatic_options=False, merge_slashes=False)
 def image(image_id: str) -> Response:
     origin: Origin = current_app.extensions["proxy"]
+    environ = request.environ
     if origin.secrets:  # 0. signed URLs: checked before anything can be learned
-        verify(request.environ, origin.secrets)
-    params = parse_params(request.args, origin.settings)  # 1. parse once
+        verify(environ, origin.secrets)
+    params = origin.parse(environ.get("QUERY_STRING", ""))  # 1. parse once
     source = origin.store.resolve(image_id)  # 2. locate; metadata only
-    target = negotiate(params.fmt, request.accept_mimetypes)
-    g.transform = f"{params.transform()}&fmt={target}"  # for the access log
+    target = negotiate(params.fmt, environ.get("HTTP_ACCEPT", ""))
+    environ[TRANSFORM] = f"{params.transform}&fmt={target}"  # for the access log
     key = variant_key(source, params, target)  # 3. key and validators, before any pixel
     validators = Validators(
         etag=etag_for(key),
@@ -38,15 +39,15 @@ def image(image_id: str) -> Response:
         max_age=origin.settings.max_age,
         vary_accept=params.fmt == "auto",
     )
-    if is_not_modified(request, validators):  # 4. revalidation costs a stat
+    if is_not_modified(environ, validators):  # 4. revalidation costs a stat
         return not_modified_response(validators)
     variant = origin.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
         key,
         produce=lambda: origin.render(source, params, target),
         keep=lambda: _unchanged(origin.store, source),
     )
-    CACHE.labels("hit" if variant.hit else "miss").inc()
-    return image_response(variant, validators, request.environ)  # 6.
+    (CACHE_HITS if variant.hit else CACHE_MISSES).inc()
+    return image_response(variant, validators, environ)  # 6.
 
 
 def _unchanged(store: SourceStore, source: Source) -> bool:

@@ -13,9 +13,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import diskcache
 import pytest
 
-from proxy.cache import VariantCache, directory_bytes, variant_key
+from proxy.cache import MEMORY_ENTRY, VariantCache, directory_bytes, variant_key
 from proxy.errors import UnsupportedImage
 from proxy.formats import FORMATS
 from proxy.params import ImageParams
@@ -288,4 +289,50 @@ def test_a_hit_refreshes_its_entry_at_most_every_touch_interval(tmp_path: Path) 
             assert present(cache, "read")
     assert present(cache, "read")
     assert not present(cache, "unread")
+    cache.close()
+
+
+def test_small_hits_are_kept_in_memory_until_gone_from_disk(tmp_path: Path) -> None:
+    cache = VariantCache(tmp_path / "c", 16 * MiB, touch_every=0.2, memory=1 * MiB)
+    small, large = rendered(100_000, seed=1), rendered(MEMORY_ENTRY + 1, seed=2)
+    cache.put("small", small)
+    cache.put("large", large)
+    disk = diskcache.Cache(str(tmp_path / "c"))  # another worker's view of the same directory
+    disk.delete("small")
+    disk.delete("large")
+    variant = cache.get("small")  # from memory: the disk is not asked
+    assert variant is not None and variant.hit and variant.body == small.data
+    assert cache.get("large") is None  # too large to remember: the disk is asked, and has none
+    time.sleep(0.3)  # due for a touch, which finds the entry gone: memory lets it go too
+    assert cache.get("small") is None
+    disk.close()
+    cache.close()
+
+
+def test_hits_read_from_disk_are_remembered(tmp_path: Path) -> None:
+    writer = VariantCache(tmp_path / "c", 16 * MiB)  # another worker rendered it
+    writer.put("k", rendered(100_000, seed=3))  # over 32 KB: diskcache keeps it as a file
+    cache = VariantCache(tmp_path / "c", 16 * MiB, memory=1 * MiB)
+    first = cache.get("k")
+    assert first is not None and first.body == rendered(100_000, seed=3).data  # read whole, not streamed
+    for entry in (tmp_path / "c").iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)  # the value files; the index still lists the entry
+    second = cache.get("k")
+    assert second is not None and second.body == first.body  # from memory: the file was not needed
+    writer.close()
+    cache.close()
+
+
+def test_memory_holds_its_bound_least_recently_used_first_out(tmp_path: Path) -> None:
+    cache = VariantCache(tmp_path / "c", 16 * MiB, memory=300_000)
+    for name in ("a", "b", "c"):
+        cache.put(name, rendered(100_000, seed=ord(name)))
+    assert cache.get("a") is not None  # "a" is now the most recently used
+    cache.put("d", rendered(100_000, seed=4))  # 400 KB: the least recently used, "b", goes
+    disk = diskcache.Cache(str(tmp_path / "c"))
+    for name in "abcd":
+        disk.delete(name)
+    assert [cache.get(name) is not None for name in "abcd"] == [True, False, True, True]
+    disk.close()
     cache.close()

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from proxy.errors import InvalidParameter
-from proxy.params import DEFAULT_QUALITY, ImageParams, parse_params
+from proxy.params import DEFAULT_QUALITY, ImageParams, parse_params, query_parser
 from proxy.settings import Settings
 
 DEFAULTS = Settings()
@@ -152,3 +152,17 @@ def test_padding_and_order_never_change_the_transform(w: int, h: int, fit: str, 
     a = parse_pairs(("w", str(w)), ("h", str(h)), ("fit", fit), ("dpr", dpr))
     b = parse_pairs(("dpr", dpr + "0" if "." in dpr else dpr), ("fit", fit), ("h", f"00{h}"), ("w", f"0{w}"))
     assert a.canonical() == b.canonical()
+
+
+def test_query_parser_remembers_what_it_accepted() -> None:
+    parse = query_parser(DEFAULTS, size=2)
+    first = parse("w=300&fmt=webp")
+    assert first == parse_pairs(("w", "300"), ("fmt", "webp"))
+    assert parse("w=300&fmt=webp") is first  # remembered: the same value, not parsed again
+    assert parse("fmt=webp&w=0300") == first and parse("w=%33%30%30&fmt=webp") == first
+    for _ in range(2):  # refusals are not remembered, and say the same each time
+        with pytest.raises(InvalidParameter, match="w"):
+            parse("w=%FF")
+    parse("w=1")
+    parse("w=2")
+    assert parse("w=300&fmt=webp") is not first  # its size bounds it

@@ -21,6 +21,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
             "PROXY_IMAGE_ROOT": str(tmp_path),
             "PROXY_CACHE_DIR": str(tmp_path / "c"),
             "PROXY_CACHE_SIZE": "500MB",
+            "PROXY_MEMORY_CACHE_SIZE": "0",
             "PROXY_MAX_AGE": "60",
             "PROXY_MAX_DIMENSION": "4000",
             "UNRELATED": "x",
@@ -29,6 +30,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert settings.image_root == tmp_path
     assert settings.cache_dir == tmp_path / "c"
     assert settings.cache_size == 500 * 10**6
+    assert settings.memory_cache_size == 0  # off
     assert (settings.max_age, settings.max_dimension) == (60, 4000)
 
 
@@ -52,6 +54,7 @@ def test_parse_size(raw: str, expected: int) -> None:
         ("PROXY_CACHE_SIZE", "lots"),
         ("PROXY_CACHE_SIZE", "5XB"),
         ("PROXY_CACHE_SIZE", "15MiB"),  # below 16 MiB
+        ("PROXY_MEMORY_CACHE_SIZE", "-1MB"),
         ("PROXY_MAX_AGE", "-1"),
         ("PROXY_MAX_AGE", "1.5"),
         ("PROXY_MAX_DIMENSION", "0"),
