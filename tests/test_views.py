@@ -124,6 +124,7 @@ def test_if_none_match_answers_304(client: FlaskClient) -> None:
         assert response.headers["Cache-Control"] == first.headers["Cache-Control"]
         assert response.headers["Last-Modified"] == first.headers["Last-Modified"]
         assert response.headers["Vary"] == "Accept"
+        assert "Content-Type" not in response.headers and "Content-Length" not in response.headers
     changed = client.get("/image/photo.jpg?w=100", headers={"If-None-Match": '"other"'})
     assert changed.status_code == 200
 
