@@ -40,8 +40,18 @@ class Format:
         # Run-length zlib after PNG's row filters: on photographic thumbnails it was both the
         # fastest and the smallest (26 ms, 1.05 MB for 1000x667, against 50 ms, 1.19 MB for
         # level 3 and 81 ms, 1.16 MB for level 6; bench/transform.py). Flat graphics still
-        # compress, as runs.
-        return [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+        # compress, as runs. Row filters: libpng tries all five per row by default; trying
+        # only none, sub and up halved the encode of a 2000x1333 photo (100 -> 63 ms) for 13%
+        # more bytes, still 39% fewer than libvips' PNG, and flat graphics kept their size
+        # (16.1 against 15.8 KB). Sub alone was faster but made flat graphics 70% larger.
+        return [
+            cv2.IMWRITE_PNG_COMPRESSION,
+            1,
+            cv2.IMWRITE_PNG_STRATEGY,
+            cv2.IMWRITE_PNG_STRATEGY_RLE,
+            cv2.IMWRITE_PNG_FILTER,
+            cv2.IMWRITE_PNG_FAST_FILTERS,
+        ]
 
 
 def _writable(extension: str) -> bool:

@@ -174,8 +174,15 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
     else:
         flags = cv2.IMREAD_UNCHANGED  # keeps alpha and 16 bits
     try:
-        image = cv2.imread(path, flags)
-    except (cv2.error, MemoryError):  # OpenCV's own limits, or a failed allocation
+        if info.format == "jpeg":  # shrink-on-decode ran 1-1.5 ms (~5%) faster from memory
+            with open(path, "rb") as file:
+                data = file.read()
+            if not data.endswith(b"\xff\xd9"):  # truncated: end it as libjpeg's file reader would,
+                data += b"\xff\xd9"  # so that what decodes is served, as from a file
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        else:  # no such gain for the others, and BMP decoded 5x slower that way
+            image = cv2.imread(path, flags)
+    except (cv2.error, MemoryError, OSError):  # OpenCV's own limits, a failed allocation, a file gone
         image = None
     if image is None or image.size == 0:
         raise UnsupportedImage(f"could not decode the {info.format.upper()} source")
