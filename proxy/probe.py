@@ -27,7 +27,8 @@ class SourceInfo:
     width: int | None  # as stored, before orientation; None where the header does not say
     height: int | None
     orientation: int = 1  # EXIF orientation, 1..8
-    channels: int | None = None  # JPEG only: 1 grayscale, 3 YCbCr, 4 CMYK
+    channels: int | None = None  # JPEG: 1 gray, 3 YCbCr, 4 CMYK; PNG: 1 gray, 3 colour, +1 with alpha
+    depth: int = 8  # bits per sample (PNG: 16 possible)
     bytes: int = 0  # file size
 
     @property
@@ -100,17 +101,25 @@ def _jpeg(file: BinaryIO) -> SourceInfo:
     raise _malformed("JPEG")
 
 
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # by IHDR colour type; palette decodes as colour
+
+
 def _png(file: BinaryIO) -> SourceInfo:
     file.seek(8)
-    width = height = None
+    width = height = channels = None
+    depth = 8
     orientation = 1
     while header := file.read(8):
         if len(header) < 8:
             break
         length, kind = struct.unpack(">I4s", header)
-        if kind == b"IHDR" and length >= 8:
-            width, height = struct.unpack(">II", file.read(8))
-            file.seek(length - 8 + 4, 1)
+        if kind == b"IHDR" and length >= 10:
+            width, height, depth, colour = struct.unpack(">IIBB", file.read(10))
+            channels = _PNG_CHANNELS.get(colour)
+            file.seek(length - 10 + 4, 1)
+        elif kind == b"tRNS" and channels in (1, 3):  # transparency for gray, colour, palette
+            channels += 1
+            file.seek(length + 4, 1)
         elif kind == b"eXIf" and length <= 1 << 20:
             orientation = _tiff_tags(file.read(length)).get(_TIFF_ORIENTATION, 1)
             file.seek(4, 1)
@@ -120,7 +129,7 @@ def _png(file: BinaryIO) -> SourceInfo:
             file.seek(length + 4, 1)
     if width is None or height is None:
         raise _malformed("PNG")
-    return SourceInfo("png", width, height, _valid_orientation(orientation))
+    return SourceInfo("png", width, height, _valid_orientation(orientation), channels, depth)
 
 
 def _webp(file: BinaryIO) -> SourceInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -30,6 +31,12 @@ def exif_orientation_segment(orientation: int) -> bytes:
 
 def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
     return jpeg[:2] + exif_orientation_segment(orientation) + jpeg[2:]
+
+
+def with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
+    """``png`` with a chunk inserted right after its IHDR (8 + 25 bytes in)."""
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return png[:33] + chunk + png[33:]
 
 
 def quadrants(width: int, height: int) -> np.ndarray:

@@ -11,7 +11,15 @@ from proxy.formats import FORMATS, LEGACY, SOURCE
 from proxy.params import ImageParams
 from proxy.pipeline import Geometry, jpeg_shrink_factor, plan_geometry, render
 
-from .images import decode, encode, photo, quadrants, with_exif_orientation
+from .images import (
+    decode,
+    encode,
+    exif_orientation_segment,
+    photo,
+    quadrants,
+    with_chunk,
+    with_exif_orientation,
+)
 
 MAGIC = {
     "png": b"\x89PNG",
@@ -161,6 +169,17 @@ def test_exif_orientation_is_applied(tmp_path: Path, orientation: int) -> None:
     h, w = out.shape[:2]
     for y, x in [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)]:
         assert close(out[y, x], tuple(expected[y, x]), 30), (orientation, y, x)
+
+
+def test_16_bit_png_is_oriented_once(tmp_path: Path) -> None:
+    """An opaque 16-bit PNG decodes straight to 8 bits; its eXIf orientation is still ours to apply."""
+    stored = quadrants(120, 80).astype(np.uint16) * 257
+    exif = exif_orientation_segment(6)[4 + 6 :]
+    path = write(tmp_path, "o16.png", with_chunk(encode(stored, ".png"), b"eXIf", exif))
+    out = decode(render(path, ImageParams(), "png").data)
+    expected = expected_orientation(quadrants(120, 80), 6)
+    assert out.dtype == np.uint8 and out.shape == expected.shape
+    assert np.array_equal(out, expected)
 
 
 def test_large_jpeg_thumbnail_is_area_averaged(tmp_path: Path) -> None:

@@ -1,7 +1,5 @@
 """The header reader: formats by magic bytes, declared sizes, EXIF orientation."""
 
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -11,7 +9,7 @@ import pytest
 from proxy.errors import NotFound, UnsupportedImage
 from proxy.probe import probe
 
-from .images import encode, exif_orientation_segment, with_exif_orientation
+from .images import encode, exif_orientation_segment, with_chunk, with_exif_orientation
 
 IMAGE = np.full((30, 50, 3), 90, np.uint8)
 
@@ -60,12 +58,9 @@ def test_jpeg_exif_orientation(tmp_path: Path, orientation: int) -> None:
 
 
 def test_png_exif_chunk(tmp_path: Path) -> None:
-    png = encode(IMAGE, ".png")
     exif = exif_orientation_segment(6)[4 + 6 :]  # the bare TIFF structure
-    chunk = struct.pack(">I", len(exif)) + b"eXIf" + exif + struct.pack(">I", zlib.crc32(b"eXIf" + exif))
-    ihdr_end = 8 + 8 + 13 + 4
     path = tmp_path / "o.png"
-    path.write_bytes(png[:ihdr_end] + chunk + png[ihdr_end:])
+    path.write_bytes(with_chunk(encode(IMAGE, ".png"), b"eXIf", exif))
     assert probe(str(path)).orientation == 6
 
 
@@ -90,3 +85,22 @@ def test_truncated_png_header(tmp_path: Path) -> None:
 def test_vanished_file_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         probe(str(tmp_path / "gone.png"))
+
+
+@pytest.mark.parametrize(
+    ("image", "channels", "depth"),
+    [
+        (np.zeros((8, 8), np.uint8), 1, 8),
+        (np.zeros((8, 8, 3), np.uint16), 3, 16),
+        (np.zeros((8, 8, 4), np.uint8), 4, 8),
+        (np.zeros((8, 8), np.uint16), 1, 16),
+    ],
+)
+def test_png_channels_and_depth(tmp_path: Path, image: np.ndarray, channels: int, depth: int) -> None:
+    path = tmp_path / "p.png"
+    path.write_bytes(encode(image, ".png"))
+    info = probe(str(path))
+    assert (info.channels, info.depth) == (channels, depth)
+    path.write_bytes(with_chunk(encode(image, ".png"), b"tRNS", b"\0\0" * (3 if channels == 3 else 1)))
+    if channels in (1, 3):  # a transparent colour key is an alpha channel
+        assert probe(str(path)).channels == channels + 1
