@@ -169,7 +169,7 @@ class VariantCache:
             expires = time.time() + HORIZON if self._touch(key) else None
         if not isinstance(body, bytes):
             length = os.fstat(body.fileno()).st_size
-            if length > MEMORY_ENTRY or not self.memory:
+            if not self._fits(length):
                 return Variant(mime, length, body, hit=True)
             with body:
                 body = body.read()
@@ -201,8 +201,12 @@ class VariantCache:
         self._count(HITS)
         return Variant(mime, len(body), body, hit=True)
 
+    def _fits(self, length: int) -> bool:
+        """Whether a variant of ``length`` bytes is one the memory tier keeps (never when off)."""
+        return self.memory > 0 and length <= min(MEMORY_ENTRY, self.memory)
+
     def _remember(self, key: str, mime: str, body: bytes, expires: float) -> None:
-        if len(body) > min(MEMORY_ENTRY, self.memory):
+        if not self._fits(len(body)):
             return
         with self._state:
             old = self._hot.pop(key, None)
