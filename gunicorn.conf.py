@@ -11,17 +11,21 @@ import tempfile
 
 # Default bind for `make serve`; deployments pass --bind (a unix socket behind nginx is best).
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# Three workers per core: at most one transform per core runs (PROXY_MAX_TRANSFORMS) and as many
-# wait (PROXY_TRANSFORM_QUEUE), so a third of the workers is always free for hits and 304s.
-workers = int(os.environ.get("GUNICORN_WORKERS", 3 * (os.cpu_count() or 1)))
-# sync workers: measured ~4,000 hits/s against ~2,000-2,900 for gthread (GIL contention), and
-# nginx in front buffers slow clients, so a worker is only busy while it computes.
-worker_class = "sync"
-# A 50 MP decode plus encode takes a few seconds; a worker silent for longer is stuck and replaced.
+# Two worker processes per core, each with threads: a miss waiting for a transform slot (proxy/gate.py)
+# holds a thread, not a process, so hits and 304s always find a free thread and never queue behind
+# misses. Threads cost nothing until used (the pool grows on demand) and wait without CPU; OpenCV
+# releases the GIL while it decodes, resizes and encodes. Keep threads above PROXY_TRANSFORM_QUEUE
+# (48) + PROXY_MAX_TRANSFORMS, so that even a worker whose threads all hold misses has some left.
+workers = int(os.environ.get("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1)))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "64"))
+# A worker whose main loop (accepting, not rendering) is silent this long is stuck and replaced;
+# a transform itself is bounded by PROXY_TRANSFORM_DEADLINE.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # On SIGTERM, in-flight transforms get this long to finish before workers are killed.
 graceful_timeout = 30
-# Short keep-alive: the front proxy reuses connections; idle ones must not pin a sync worker.
+# Keep-alive, which gthread workers honour: the front proxy reuses its connections (nginx keeps 16),
+# and an idle connection waits in the worker's poller, holding no thread.
 keepalive = 2
 # Recycle workers now and then, bounding memory growth from native-library heap fragmentation.
 max_requests = 5000

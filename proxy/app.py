@@ -16,8 +16,9 @@ from flask import Flask
 from .access import AccessLog
 from .cache import VariantCache, copy_key
 from .errors import register_error_handlers
+from .gate import TransformGate, gate_directory
 from .intermediate import render_reduced
-from .limits import Limits, TransformGate, gate_directory
+from .limits import Limits
 from .metrics import IN_FLIGHT, RENDERS, SOURCE_BYTES, SOURCE_PIXELS, TRANSFORM_SECONDS, register_metrics
 from .ops import ops
 from .params import ImageParams, check_presets, query_parser

@@ -50,6 +50,7 @@ from typing import BinaryIO, TypeVar
 
 import diskcache
 
+from .gate import alive
 from .metrics import EVICTIONS
 from .params import ImageParams
 from .pipeline import PIPELINE_VERSION, Rendered
@@ -293,7 +294,7 @@ class VariantCache:
                     holder = cache.incr(name, 0, default=None)  # reads without counting a hit
                 except KeyError:
                     return False  # released a moment ago: the next attempt takes it
-                if _alive(holder):
+                if alive(holder):
                     return False
                 cache.set(name, os.getpid(), expire=self.lock_timeout)  # its holder died
                 return True
@@ -441,16 +442,6 @@ class VariantCache:
             )
             self._down_since = time.monotonic()
         self.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def directory_bytes(directory: Path) -> int:

@@ -6,7 +6,7 @@
     ├── NotFound               404  unknown id, or one that escapes the image root
     ├── SourceTooLarge         413  the original is over a size limit
     ├── UnsupportedImage       415  the original is not an image we can decode
-    └── Overloaded             503  no transform slot in time, or the deadline passed
+    └── Overloaded             503  the wait for a transform slot is or was too long, or the deadline passed
 
 Every error answer is JSON with ``Cache-Control: no-store``, so that neither a
 CDN nor a browser keeps an error as if it were the image. Anything else that
@@ -23,6 +23,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .access import request_id
+from .metrics import REFUSALS
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,14 @@ class UnsupportedImage(ProxyError):
 
 
 class Overloaded(ProxyError):
+    """Refused for lack of capacity; ``reason`` labels the refusal in the metrics."""
+
     status = 503
-    retry_after = 2  # seconds, sent as Retry-After
+
+    def __init__(self, message: str, reason: str = "deadline", retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.reason = reason  # expected_wait, waited, queue_full, deadline
+        self.retry_after = retry_after  # seconds, sent as Retry-After: the expected wait
 
 
 def error_response(status: int, body: dict[str, object]) -> Response:
@@ -92,6 +99,7 @@ def register_error_handlers(app: Flask) -> None:
     def _proxy_error(error: ProxyError) -> Response:
         response = error_response(error.status, error.body())
         if isinstance(error, Overloaded):
+            REFUSALS.labels(error.reason).inc()
             response.headers["Retry-After"] = str(error.retry_after)
         return response
 

@@ -27,6 +27,19 @@ CACHE_HITS, CACHE_MISSES = CACHE.labels("hit"), CACHE.labels("miss")  # bound on
 EVICTIONS = Counter("image_origin_cache_evictions_total", "Variants evicted to keep the size bound")
 RENDERS = Counter("image_origin_pipeline_runs_total", "Pipeline runs (decode, transform, encode)")
 IN_FLIGHT = Gauge("image_origin_transforms_in_flight", "Transforms running now", multiprocess_mode="livesum")
+QUEUED = Gauge(
+    "image_origin_transform_queue", "Misses waiting for a transform slot", multiprocess_mode="livesum"
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "image_origin_transform_queue_wait_seconds",
+    "Time misses waited for a transform slot (those that got one)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+REFUSALS = Counter(
+    "image_origin_transform_refusals_total",
+    "Misses answered 503, by reason: expected_wait, waited, queue_full, deadline",
+    ["reason"],
+)
 TRANSFORM_SECONDS = Histogram(
     "image_origin_transform_seconds",
     "Time to render a variant, by output format",

@@ -58,8 +58,8 @@ class Settings:
     presets: Presets = field(default_factory=lambda: MappingProxyType({}))  # named parameter sets
     presets_only: bool = False  # refuse anything but ?preset=<name>
     max_transforms: int = field(default_factory=lambda: os.cpu_count() or 1)  # at once, per instance
-    transform_queue: int = field(default_factory=lambda: os.cpu_count() or 1)  # misses waiting, at most
-    transform_wait: float = 10.0  # seconds a queued miss waits for a transform slot before 503
+    transform_queue: int = 48  # misses waiting per worker, at most: a safeguard (gunicorn.conf.py threads)
+    transform_wait: float = 10.0  # seconds a miss may wait for a transform slot, expected or actual
     transform_deadline: float = 20.0  # seconds a transform may take before it is abandoned (503)
 
     def __post_init__(self) -> None:

@@ -59,3 +59,11 @@ def photo(width: int, height: int, seed: int = 0) -> np.ndarray:
     r = 128 + 80 * np.sin((x + y) / (width + height) * 9.0)
     image = np.dstack((b, g, r)) + rng.normal(0, 6, (height, width, 3))
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def large_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Like ``photo`` at camera sizes (24 MP), made in a fraction of the time: upscaled, then noised."""
+    image = cv2.resize(photo(width // 8, height // 8, seed), (width, height), interpolation=cv2.INTER_CUBIC)
+    noise = np.empty_like(image)
+    cv2.randn(noise, (0, 0, 0), (6, 6, 6))
+    return cv2.add(image, noise)

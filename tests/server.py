@@ -79,15 +79,20 @@ def gunicorn_command(bind: str, *extra: str) -> list[str]:
 
 
 def start_gunicorn(
-    env: Mapping[str, str], workers: int = 2, ready_timeout: float = 30, wrapper: Sequence[str] = ()
+    env: Mapping[str, str], workers: int | None = 2, ready_timeout: float = 30, wrapper: Sequence[str] = ()
 ) -> Server:
-    """gunicorn with ``env`` on a free port, run under the command prefix ``wrapper`` if given."""
+    """gunicorn with ``env`` on a free port, run under the command prefix ``wrapper`` if given.
+
+    ``workers=None`` keeps gunicorn.conf.py's own count (two per core).
+    """
     port = free_port()
+    extra = ("--workers", str(workers)) if workers is not None else ()
+    workers = workers or 2 * (os.cpu_count() or 1)
     log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
     out = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".out")[1])
     with log.open("wb") as stderr, out.open("wb") as stdout:
         process = subprocess.Popen(
-            [*wrapper, *gunicorn_command(f"127.0.0.1:{port}", "--workers", str(workers))],
+            [*wrapper, *gunicorn_command(f"127.0.0.1:{port}", *extra)],
             cwd=REPO,
             env={**os.environ, **env},
             stdout=stdout,

@@ -1,4 +1,4 @@
-"""Resource limits: bombs, byte and pixel limits, the decoder allowlist, the gate, the deadline."""
+"""Resource limits: bombs, byte and pixel limits, the decoder allowlist, the deadline."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import resource
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,12 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from flask.testing import FlaskClient
 
 from proxy import create_app
 from proxy.errors import InvalidParameter, Overloaded, SourceTooLarge, UnsupportedImage
 from proxy.formats import SOURCE
-from proxy.limits import Limits, TransformGate
+from proxy.limits import Limits
 from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.settings import Settings
@@ -129,69 +127,6 @@ def test_opencv_limits_follow_ours() -> None:
         check=True,
     )
     assert result.stdout.split() == ["5000", "True"]  # 10,000 pixels: OpenCV itself refuses too
-
-
-def test_gate_bounds_transforms_and_queue(tmp_path: Path) -> None:
-    gate = TransformGate(tmp_path / "gate", slots=1, queue=1, wait=2)
-    other = TransformGate(tmp_path / "gate", slots=1, queue=1, wait=2)  # another worker's view
-    order: list[str] = []
-    with gate.slot():
-        waiter = threading.Thread(target=lambda: (other.slot().__enter__(), order.append("got")))
-        waiter.start()
-        time.sleep(0.1)
-        with pytest.raises(Overloaded):  # slot taken, queue place taken: no waiting
-            with TransformGate(tmp_path / "gate", slots=1, queue=1, wait=2).slot():
-                pass
-        assert order == []
-    waiter.join(2)
-    assert order == ["got"]
-
-
-def test_gate_wait_is_bounded(tmp_path: Path) -> None:
-    gate = TransformGate(tmp_path / "gate", slots=1, queue=4, wait=0.2)
-    with gate.slot():
-        started = time.monotonic()
-        with pytest.raises(Overloaded):
-            with TransformGate(tmp_path / "gate", slots=1, queue=4, wait=0.2).slot():
-                pass
-        assert 0.15 < time.monotonic() - started < 1
-
-
-HOLD_SLOT = """
-import sys, time
-from pathlib import Path
-from proxy.limits import TransformGate
-held = TransformGate(Path(sys.argv[1]), 1, 0, 0.1).slot()
-held.__enter__()
-print("held", flush=True)
-time.sleep(60)
-"""
-
-
-def test_a_killed_workers_slot_is_released_at_once(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", HOLD_SLOT, str(tmp_path / "gate")], stdout=subprocess.PIPE, cwd=REPO
-    ) as holder:
-        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
-        gate = TransformGate(tmp_path / "gate", slots=1, queue=0, wait=0.1)
-        with pytest.raises(Overloaded):
-            with gate.slot():
-                pass
-        holder.kill()
-        holder.wait()
-    with gate.slot():
-        pass
-
-
-def test_503_carries_retry_after(settings: Settings) -> None:
-    app = create_app(replace(settings, max_transforms=1, transform_queue=0))
-    client: FlaskClient = app.test_client()
-    with app.extensions["proxy"].gate.slot():  # another request is transforming
-        response = client.get("/image/photo.jpg?w=10")
-    assert response.status_code == 503
-    assert response.headers["Retry-After"].isdigit()
-    assert response.headers["Cache-Control"] == "no-store"
-    assert client.get("/image/photo.jpg?w=10").status_code == 200
 
 
 def test_limits_reach_the_http_answer(settings: Settings, image_root: Path) -> None:

@@ -55,7 +55,7 @@ class Front:
         self.origin.stop()
 
 
-def start_front(base: Path, **env: str) -> Front:
+def start_front(base: Path, workers: int | None = 2, **env: str) -> Front:
     images = base / "images"
     images.mkdir()
     for name in ("rocket.jpg", "chelsea.png"):
@@ -71,7 +71,7 @@ def start_front(base: Path, **env: str) -> Front:
             "GUNICORN_ACCESSLOG": str(access_log),
             **env,
         },
-        workers=2,
+        workers=workers,
     )
     port = free_port()
     command = write_config(base / "nginx", port, f"127.0.0.1:{origin.port}")
