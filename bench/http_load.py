@@ -3,7 +3,8 @@
     .venv/bin/python bench/http_load.py [--seconds 8] [--json bench/out/http.json]
 
 Servers, each started here on a free loopback port: with gunicorn.conf.py, the origin, a
-bare Flask app returning the same bytes from memory and the naive pipeline (bench/apps.py);
+bare Flask app returning the same bytes from memory and the naive pipeline (bench/apps.py),
+and the origin as configured before gthread workers (sync workers, three per core);
 nginx serving the same bytes as a static file, when Debian's nginx is installed; and
 thumbor 7 (Pillow-based, from its own virtualenv, --thumbor), one process per core, with
 its file result storage, doing the same misses and repeats. Scenarios: a cache hit (~50 KB
@@ -106,10 +107,20 @@ def wait_for(port: int, path: str = "/", timeout: float = 30) -> None:
     raise RuntimeError(f"nothing answered on port {port}")
 
 
-def gunicorn(app: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+def gunicorn(app: str, env: dict[str, str], *extra: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", app],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            *extra,
+            app,
+        ],
         cwd=REPO,
         # No access log for any of them: the baselines have none (it costs the origin ~11%).
         env={**os.environ, "GUNICORN_JSON_ACCESSLOG": "0", "PYTHONPATH": f"{REPO}:{REPO / 'bench'}", **env},
@@ -179,7 +190,12 @@ def main() -> None:
         (scratch / "hit.webp").write_bytes(body)
         bare, bare_port = gunicorn("apps:bare()", {**env, "BENCH_BYTES": str(scratch / "hit.webp")})
         naive, naive_port = gunicorn("apps:naive()", env)
-        processes += [bare, naive]
+        # The configuration before gthread: sync workers, three per core, on its own cache.
+        sync_env = {**env, "PROXY_CACHE_DIR": str(scratch / "cache-sync")}
+        workers = str(3 * (os.cpu_count() or 1))
+        sync, sync_port = gunicorn("proxy.app:create_app()", sync_env, "-k", "sync", "-w", workers)
+        processes += [bare, naive, sync]
+        wait_for(sync_port, HIT)
         wait_for(bare_port, "/image/x")
         wait_for(naive_port, "/image/big.jpg?w=100")
         nginx_port = front_port = None
@@ -217,6 +233,7 @@ def main() -> None:
         scenarios = [
             ("hit: origin", origin_port, HIT, 8, {}, None),
             ("hit: bare Flask, same bytes", bare_port, HIT, 8, {}, None),
+            ("hit: origin, sync workers", sync_port, HIT, 8, {}, None),
             ("304: origin", origin_port, HIT, 8, {"If-None-Match": etag}, None),
             ("miss storm: origin", origin_port, "/", 4, {}, lua),
             ("miss storm: naive", naive_port, "/", 4, {}, lua),
@@ -244,6 +261,7 @@ def main() -> None:
     ratio = {
         "hit / bare Flask": results["hit: origin"]["rps"] / results["hit: bare Flask, same bytes"]["rps"],
         "304 / hit": results["304: origin"]["rps"] / results["hit: origin"]["rps"],
+        "hit gthread / sync": results["hit: origin"]["rps"] / results["hit: origin, sync workers"]["rps"],
         "miss / naive": results["miss storm: origin"]["rps"] / results["miss storm: naive"]["rps"],
     }
     if "hit: nginx static file" in results:

@@ -9,31 +9,24 @@ misses that are served keep the instance at its capacity.
 from __future__ import annotations
 
 import functools
-import http.client
-import json
 import math
 import shutil
 import statistics
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import pytest
 
+from bench.load import HitProbe, burst, percentile, storm, timed_get
 from proxy.settings import Settings
 
 from .images import decode, encode, large_photo, photo
-from .server import REPO, Server, start_gunicorn
+from .server import Server, start_gunicorn
 from .test_nginx import Front, start_front
 
 WAIT = Settings.transform_wait  # the default the proof is about
 SLOTS = Settings().max_transforms
-Result = tuple[int, dict[str, str], float]  # status, headers, seconds
 
 
 @functools.cache
@@ -56,31 +49,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-def timed_get(port: int, path: str) -> Result:
-    started = time.monotonic()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        response.read()
-        headers = {k.lower(): v for k, v in response.getheaders()}
-        return response.status, headers, time.monotonic() - started
-    finally:
-        connection.close()
-
-
-def burst(port: int, paths: list[str]) -> list[Result]:
-    """Every path requested at the same instant, each on its own connection, as a page does."""
-    start = threading.Barrier(len(paths))
-
-    def one(path: str) -> Result:
-        start.wait()
-        return timed_get(port, path)
-
-    with ThreadPoolExecutor(len(paths)) as pool:
-        return list(pool.map(one, paths))
-
-
 def test_a_page_of_new_sizes_of_a_2mp_jpeg_is_all_answered(server: Server) -> None:
     results = burst(server.port, [f"/image/page.jpg?w={200 + 10 * n}&fmt=webp" for n in range(24)])
     assert [status for status, _, _ in results] == [200] * 24
@@ -93,44 +61,6 @@ def test_24_new_sizes_of_a_24mp_jpeg_are_all_answered_within_the_wait(server: Se
     results = burst(server.port, [f"/image/camera.jpg?w={300 + 20 * n}&fmt=jpeg" for n in range(24)])
     assert [status for status, _, _ in results] == [200] * 24
     assert max(seconds for _, _, seconds in results) < WAIT + single[2]
-
-
-HIT_LOOP = """
-import http.client, json, sys, time
-port, path, until = int(sys.argv[1]), sys.argv[2], time.monotonic() + float(sys.argv[3])
-latencies, statuses = [], set()
-while time.monotonic() < until:
-    started = time.monotonic()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("GET", path)
-    response = connection.getresponse()
-    response.read()
-    connection.close()
-    latencies.append(time.monotonic() - started)
-    statuses.add((response.status, response.getheader("X-Cache")))
-    time.sleep(0.01)
-print(json.dumps({"latencies": latencies, "statuses": sorted(statuses)}))
-"""
-
-
-def storm(port: int, clients: int, seconds: float, path: Callable[[int], str]) -> tuple[list[Result], float]:
-    """``clients`` connections each asking for a new variant as soon as the last was answered."""
-    counter = iter(range(10**9))
-    lock = threading.Lock()
-    until = time.monotonic() + seconds
-
-    def client() -> list[Result]:
-        results = []
-        while time.monotonic() < until:
-            with lock:
-                n = next(counter)
-            results.append(timed_get(port, path(n)))
-        return results
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(clients) as pool:
-        results = [result for batch in pool.map(lambda _: client(), range(clients)) for result in batch]
-    return results, time.monotonic() - started
 
 
 def heavy(n: int) -> str:
@@ -147,13 +77,9 @@ def test_a_miss_storm_is_refused_by_expected_wait_while_hits_stay_fast(server: S
     render = statistics.median(seconds for _, _, seconds in solo)
     # Enough clients that the queue's expected wait passes WAIT: about twice that many.
     clients = min(160, math.ceil(2 * WAIT * SLOTS / render) + SLOTS)
-    hits = subprocess.Popen(
-        [sys.executable, "-c", HIT_LOOP, str(server.port), "/image/page.jpg?w=120", "30"],
-        stdout=subprocess.PIPE,
-        cwd=REPO,
-    )
+    hits = HitProbe(server.port, "/image/page.jpg?w=120", 30)
     results, seconds = storm(server.port, clients, 30, heavy)
-    hit_report = json.loads(hits.communicate(timeout=60)[0])
+    latencies, answers = hits.result()
 
     served = [seconds for status, _, seconds in results if status == 200]
     refused = [headers for status, headers, _ in results if status == 503]
@@ -163,15 +89,14 @@ def test_a_miss_storm_is_refused_by_expected_wait_while_hits_stay_fast(server: S
     longest = max(seconds for _, _, seconds in results)
     assert longest < WAIT + 2 * render + 1  # waited at most WAIT, then one transform
     throughput = len(served) / seconds
-    latencies = sorted(hit_report["latencies"])
-    p99 = latencies[int(len(latencies) * 0.99)]
+    p99 = percentile(latencies, 0.99)
     print(
         f"\ncapacity {capacity:.2f}/s (median {render * 1000:.0f} ms) | storm of {clients} clients: "
         f"{throughput:.2f} served/s ({throughput / capacity:.2f}x), {len(refused)} refused, "
         f"longest {longest:.1f} s | hits: {len(latencies)}, "
-        f"p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+        f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
     )
-    assert hit_report["statuses"] == [[200, "HIT"]]
+    assert answers == [[200, "HIT"]]
     assert p99 < 0.05
     assert throughput > 0.75 * capacity  # no collapse: the slots stay busy
     metrics = server.request("GET", "/metrics")[2].decode()
