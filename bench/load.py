@@ -44,7 +44,8 @@ def burst(port: int, paths: list[str]) -> list[Result]:
 
 
 def storm(port: int, clients: int, seconds: float, path: Callable[[int], str]) -> tuple[list[Result], float]:
-    """``clients`` connections each asking for ``path(n)``, a new n each time, as soon as answered."""
+    """``clients`` connections each asking for ``path(n)``, a new n each time, as soon as answered,
+    or, when refused, after the Retry-After it was given (as CDNs and well-behaved clients do)."""
     counter = iter(range(10**9))
     lock = threading.Lock()
     until = time.monotonic() + seconds
@@ -54,7 +55,10 @@ def storm(port: int, clients: int, seconds: float, path: Callable[[int], str]) -
         while time.monotonic() < until:
             with lock:
                 n = next(counter)
-            results.append(timed_get(port, path(n)))
+            result = timed_get(port, path(n))
+            results.append(result)
+            if result[0] == 503:
+                time.sleep(max(0.0, min(float(result[1].get("retry-after", 1)), until - time.monotonic())))
         return results
 
     started = time.monotonic()

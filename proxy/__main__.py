@@ -19,11 +19,11 @@ from .cache import VariantCache, variant_key
 from .errors import ProxyError
 from .formats import negotiate
 from .limits import Limits
-from .params import parse_params
-from .pipeline import render
+from .params import ImageParams, parse_params
+from .pipeline import Rendered, render
 from .settings import Settings, SettingsError
 from .signing import sign
-from .sources import FileStore
+from .sources import Source, SourceStore, open_copies, open_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +56,8 @@ def _warm(
     settings: Settings, cache: VariantCache, image_id: str, sizes: list[str], formats: list[str]
 ) -> int:
     """Render each size x format, exactly as ``/image/<id>?w=<size>&fmt=<format>`` would."""
-    store = FileStore(settings.image_root)
+    copies = open_copies(settings)
+    store = open_store(settings, copies)
     jobs = [(size, fmt) for size in sizes for fmt in formats]
     failures = 0
     for done, (size, fmt) in enumerate(jobs, 1):
@@ -66,21 +67,30 @@ def _warm(
             failures += 1
             outcome = f"error {error.status}: {error.message}"
         _progress(done, len(jobs), f"w={size} {fmt}: {outcome}")
+    if copies is not None:
+        copies.close()
     return 1 if failures else 0
 
 
 def _warm_one(
-    settings: Settings, store: FileStore, cache: VariantCache, image_id: str, query: MultiDict[str, str]
+    settings: Settings, store: SourceStore, cache: VariantCache, image_id: str, query: MultiDict[str, str]
 ) -> str:
     source = store.resolve(image_id)
     params = parse_params(query, settings)
     target = negotiate(params.fmt, "")
     variant = cache.fetch(
         variant_key(source, params, target),
-        produce=lambda: render(source.path, params, target, Limits.from_settings(settings)),
+        produce=lambda: _render(store, source, params, target, settings),
         keep=lambda: True,
     )
     return f"{'cached' if variant.hit else 'rendered'}, {variant.length} bytes"
+
+
+def _render(
+    store: SourceStore, source: Source, params: ImageParams, target: str, settings: Settings
+) -> Rendered:
+    with store.local(source) as path:
+        return render(path, params, target, Limits.from_settings(settings))
 
 
 def _progress(done: int, total: int, label: str, width: int = 30) -> None:

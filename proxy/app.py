@@ -25,7 +25,7 @@ from .params import ImageParams, check_presets, query_parser
 from .pipeline import Rendered
 from .probe import probe
 from .settings import Settings
-from .sources import FileStore, Source, SourceStore
+from .sources import Source, SourceStore, open_copies, open_store
 from .views import images
 
 
@@ -36,6 +36,7 @@ class Origin:
     settings: Settings
     store: SourceStore
     cache: VariantCache
+    copies: VariantCache | None  # local copies of remote originals, when there are remote mounts
     gate: TransformGate
     parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
 
@@ -46,11 +47,11 @@ class Origin:
     def render(self, source: Source, params: ImageParams, target: str) -> Rendered:
         """Run the pipeline in a transform slot, under the deadline, through a reduced copy of
         the original when that pays (intermediate.py)."""
-        with self.gate.slot(), IN_FLIGHT.track_inprogress():
+        with self.gate.slot(), IN_FLIGHT.track_inprogress(), self.store.local(source) as path:
             started = time.monotonic()
-            info = probe(source.path)  # read once: the pipeline plans with it, the histograms count it
+            info = probe(path)  # read once: the pipeline plans with it, the histograms count it
             limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
-            rendered = render_reduced(self.cache, copy_key(source), source.path, params, target, limits, info)
+            rendered = render_reduced(self.cache, copy_key(source), path, params, target, limits, info)
             RENDERS.inc()
             TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
             SOURCE_BYTES.observe(info.bytes)
@@ -62,10 +63,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings if settings is not None else Settings.from_env()
     check_presets(settings)
     app = Flask(__name__)
+    copies = open_copies(settings)
     app.extensions["proxy"] = Origin(
         settings=settings,
-        store=FileStore(settings.image_root),
+        store=open_store(settings, copies),
         cache=VariantCache(settings.cache_dir, settings.cache_size, memory=settings.memory_cache_size),
+        copies=copies,
         gate=TransformGate(
             gate_directory(settings.cache_dir),
             settings.max_transforms,

@@ -115,6 +115,7 @@ class VariantCache:
         retry_after: float = 5.0,
         touch_every: float = 60.0,
         memory: int = 0,
+        files_only: bool = False,
     ) -> None:
         if size < MIN_SIZE:
             raise ValueError(f"cache size {size} is below the minimum of {MIN_SIZE} bytes")
@@ -125,6 +126,7 @@ class VariantCache:
         self.retry_after = retry_after
         self.touch_every = touch_every
         self.memory = memory
+        self._files_only = files_only  # every value in a file of its own, even a small one
         self._hot: OrderedDict[str, tuple[str, bytes, float]] = OrderedDict()  # key: mime, body, expiry
         self._hot_bytes = 0
         self._state = threading.RLock()  # guards opening, closing, counts and memory, across threads
@@ -241,6 +243,26 @@ class VariantCache:
 
     def put_blob(self, key: str, data: bytes) -> None:
         self._store(key, data, None)
+
+    def open_blob(self, key: str) -> BinaryIO | None:
+        """An open file of the value's bytes (values of a ``files_only`` cache), or None."""
+
+        def read(cache: diskcache.Cache) -> BinaryIO | None:
+            value = cache.get(key, read=True)
+            return value if value is None or not isinstance(value, bytes) else None
+
+        return self._guard(read, None)
+
+    # --- small records (remote originals' metadata, remembered refusals) ------------------
+
+    def get_value(self, key: str) -> object:
+        return self._guard(lambda cache: cache.get(key), None)
+
+    def set_value(self, key: str, value: object, expire: float = HORIZON) -> None:
+        self._guard(lambda cache: cache.set(key, value, expire=expire), None)
+
+    def delete(self, key: str) -> None:
+        self._guard(lambda cache: cache.delete(key), None)
 
     def first_sight(self, key: str) -> bool:
         """True the first time ``key`` is asked about (within HORIZON); records the sighting."""
@@ -419,6 +441,7 @@ class VariantCache:
             sqlite_wal_autocheckpoint=WAL_PAGES,
             sqlite_journal_size_limit=WAL_PAGES * PAGE_SIZE,
             sqlite_mmap_size=0,  # mmap turns an index truncated under us into SIGBUS, a dead worker
+            **({"disk_min_file_size": 0} if self._files_only else {}),
         )
         try:
             cache.incr(RENDERS, 0)  # a write: a read-only index fails here, not on a later request
@@ -445,9 +468,13 @@ class VariantCache:
 
 
 def directory_bytes(directory: Path) -> int:
-    """Bytes in all files under ``directory``: what the size bound is about."""
+    """Bytes in all files under ``directory``: what the size bound is about.
+
+    A cache of its own below it (remote originals' copies) has its own bound and is left out.
+    """
     total = 0
-    for root, _, files in os.walk(directory):
+    for root, subdirectories, files in os.walk(directory):
+        subdirectories[:] = [name for name in subdirectories if not (Path(root, name) / "cache.db").exists()]
         for name in files:
             try:
                 total += os.stat(os.path.join(root, name)).st_size

@@ -3,10 +3,13 @@
     ProxyError                 500  (base; never raised directly)
     ├── InvalidParameter       400  a query parameter is unknown, malformed or over a limit
     ├── BadSignature           403  signing is on and ``sig`` is missing or wrong
+    ├── BlockedAddress         403  a fetch would reach a loopback, private or otherwise internal address
     ├── NotFound               404  unknown id, or one that escapes the image root
     ├── SourceTooLarge         413  the original is over a size limit
     ├── UnsupportedImage       415  the original is not an image we can decode
-    └── Overloaded             503  the wait for a transform slot is or was too long, or the deadline passed
+    ├── UpstreamFailed         502  a remote source failed (5xx, refused, malformed) and no copy is known
+    ├── Overloaded             503  the wait for a transform slot is or was too long, or the deadline passed
+    └── UpstreamTimeout        504  a remote source did not answer in time and no copy is known
 
 Every error answer is JSON with ``Cache-Control: no-store``, so that neither a
 CDN nor a browser keeps an error as if it were the image. Anything else that
@@ -59,6 +62,10 @@ class BadSignature(ProxyError):
         super().__init__(message)
 
 
+class BlockedAddress(ProxyError):
+    status = 403
+
+
 class NotFound(ProxyError):
     status = 404
 
@@ -72,6 +79,14 @@ class SourceTooLarge(ProxyError):
 
 class UnsupportedImage(ProxyError):
     status = 415
+
+
+class UpstreamFailed(ProxyError):
+    status = 502
+
+
+class UpstreamTimeout(ProxyError):
+    status = 504
 
 
 class Overloaded(ProxyError):

@@ -1,7 +1,7 @@
 """Endpoints for load balancers and orchestrators; never signed, never cached.
 
 ``/healthz`` answers as long as the worker can answer at all (liveness: cheap, touches
-nothing). ``/readyz`` checks what serving images needs: the image root readable, the cache
+nothing). ``/readyz`` checks what serving images needs: the local image roots readable, the cache
 writable, the encoders present; 503 when any is missing, so traffic goes elsewhere.
 """
 
@@ -28,9 +28,9 @@ def healthz() -> Response:
 @ops.get("/readyz")
 def readyz() -> Response:
     origin: Origin = current_app.extensions["proxy"]
-    root = origin.settings.image_root
+    roots = [mount.location for mount in origin.settings.mounts if mount.scheme == "file"]
     checks = {
-        "image_root": os.path.isdir(root) and os.access(root, os.R_OK | os.X_OK),
+        "image_root": all(os.path.isdir(root) and os.access(root, os.R_OK | os.X_OK) for root in roots),
         "cache": origin.cache.writable(),
         "encoders": all(name in FORMATS for name in ("png", "jpeg", "webp")),
     }

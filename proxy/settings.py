@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
+from typing import NamedTuple
 
 PREFIX = "PROXY_"
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -34,6 +35,15 @@ _SIZE_UNITS = {
 _SIZE_RE = re.compile(r"([0-9]+)\s*([A-Za-z]*)")
 _PRESET_RE = re.compile(r"[a-z0-9_-]{1,32}")
 Presets = Mapping[str, tuple[tuple[str, str], ...]]  # name -> query parameters, in order
+SCHEMES = ("file", "s3", "http", "https")
+
+
+class Mount(NamedTuple):
+    """Ids starting with ``prefix`` are looked up at ``url`` (file://dir, s3://bucket/prefix, http(s)://)."""
+
+    prefix: str
+    scheme: str
+    location: str  # file: the directory; s3: bucket/key prefix; http(s): the base URL, ending in /
 
 
 class SettingsError(ValueError):
@@ -44,7 +54,12 @@ class SettingsError(ValueError):
 class Settings:
     """Everything a deployer can set, with its unit and default."""
 
-    image_root: Path = SAMPLES_DIR  # directory holding the originals
+    image_root: Path = SAMPLES_DIR  # directory holding the originals, when source is not set
+    source: tuple[Mount, ...] = ()  # where originals live, by id prefix; empty: image_root
+    source_ttl: float = 60.0  # seconds a remote original's version is trusted before revalidating
+    source_cache_size: int = 2**30  # bytes of local copies of remote originals
+    fetch_timeout: float = 10.0  # seconds for an upstream fetch: to connect, and in all
+    allow_private_addresses: bool = False  # let redirects reach loopback and private networks
     cache_dir: Path = Path("cache_dir")  # diskcache directory, shared by all workers
     cache_size: int = 2**30  # bytes; the cache directory's upper bound
     memory_cache_size: int = 32 << 20  # bytes of small variants each worker also keeps in memory
@@ -67,8 +82,16 @@ class Settings:
 
     def validate(self) -> None:
         """Raise ``SettingsError`` naming the first field that is out of range."""
-        if not self.image_root.is_dir():
+        if not self.source and not self.image_root.is_dir():
             raise SettingsError(f"{PREFIX}IMAGE_ROOT: {self.image_root} is not a directory")
+        for mount in self.source:
+            if mount.scheme == "file" and not Path(mount.location).is_dir():
+                raise SettingsError(f"{PREFIX}SOURCE: {mount.location} is not a directory")
+        if self.source_cache_size < 16 << 20:
+            raise SettingsError(f"{PREFIX}SOURCE_CACHE_SIZE: {self.source_cache_size} bytes is below 16 MiB")
+        for name in ("source_ttl", "fetch_timeout"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{PREFIX}{name.upper()}: must be a positive number of seconds")
         if self.cache_size < 16 << 20:
             raise SettingsError(f"{PREFIX}CACHE_SIZE: {self.cache_size} bytes is below 16 MiB")
         if self.memory_cache_size < 0:
@@ -89,6 +112,12 @@ class Settings:
             raise SettingsError(f"{PREFIX}SECRET_PREVIOUS: set only together with {PREFIX}SECRET")
         if self.presets_only and not self.presets:
             raise SettingsError(f"{PREFIX}PRESETS_ONLY: needs {PREFIX}PRESETS to define at least one preset")
+
+    @property
+    def mounts(self) -> tuple[Mount, ...]:
+        """The source's mounts, longest prefix first; without PROXY_SOURCE, the image root."""
+        mounts = self.source or (Mount("", "file", str(self.image_root)),)
+        return tuple(sorted(mounts, key=lambda mount: len(mount.prefix), reverse=True))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +192,36 @@ def _parse_text(name: str, raw: str) -> str:
     return raw
 
 
+def parse_source(name: str, raw: str) -> tuple[Mount, ...]:
+    """``s3://bucket/prefix`` or ``products/=s3://b/p/,legacy/=https://host/img/,=file:///srv``."""
+    mounts: list[Mount] = []
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        prefix, _, url = entry.partition("=") if "=" in entry.split("://")[0] else ("", "", entry)
+        scheme, separator, rest = url.partition("://")
+        if not separator or scheme not in SCHEMES:
+            raise SettingsError(f"{name}: {url!r}: expected a file://, s3:// or http(s):// URL")
+        if prefix and (prefix.startswith("/") or ".." in prefix.split("/") or not prefix.endswith("/")):
+            raise SettingsError(f"{name}: mount prefix {prefix!r} must be relative and end with /")
+        if any(mount.prefix == prefix for mount in mounts):
+            raise SettingsError(f"{name}: mount prefix {prefix!r} given twice")
+        if scheme == "file":
+            location = str(Path(rest).expanduser())
+        elif scheme == "s3":
+            bucket = rest.split("/", 1)[0]
+            if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+                raise SettingsError(f"{name}: {url!r}: no valid bucket name")
+            location = rest
+        else:
+            host = rest.split("/", 1)[0]
+            if not host or any(c in host for c in "@?#"):
+                raise SettingsError(f"{name}: {url!r}: no host")
+            location = url if url.endswith("/") else url + "/"
+        mounts.append(Mount(prefix, scheme, location))
+    if not mounts:
+        raise SettingsError(f"{name}: no source given")
+    return tuple(mounts)
+
+
 def parse_presets(name: str, raw: str) -> Presets:
     """``thumb=w:200,h:200,fit:cover;hero=w:1600,q:75`` -> {"thumb": (("w", "200"), ...), ...}."""
     presets: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -180,6 +239,11 @@ def parse_presets(name: str, raw: str) -> Presets:
 
 _PARSERS = {
     "image_root": _parse_path,
+    "source": parse_source,
+    "source_ttl": _parse_seconds,
+    "source_cache_size": parse_size,
+    "fetch_timeout": _parse_seconds,
+    "allow_private_addresses": _parse_bool,
     "cache_dir": _parse_path,
     "cache_size": parse_size,
     "memory_cache_size": parse_size,

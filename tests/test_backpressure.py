@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import shutil
 import statistics
 from collections.abc import Iterator
@@ -100,7 +101,12 @@ def test_a_miss_storm_is_refused_by_expected_wait_while_hits_stay_fast(server: S
     assert p99 < 0.05
     assert throughput > 0.75 * capacity  # no collapse: the slots stay busy
     metrics = server.request("GET", "/metrics")[2].decode()
-    assert "image_origin_transform_queue_wait_seconds_count" in metrics
+    waits = dict(
+        re.findall(
+            r'^image_origin_transform_queue_wait_seconds_(count|bucket\{le="10.0"\}) (\S+)$', metrics, re.M
+        )
+    )
+    assert float(waits["count"]) > 0 and waits['bucket{le="10.0"}'] == waits["count"]  # none waited > WAIT
     reasons = ("expected_wait", "waited", "queue_full")
     counted = sum(
         float(line.split()[-1])

@@ -26,7 +26,7 @@ from proxy.sources import Source
 from .server import REPO
 
 MiB = 1 << 20
-SOURCE = Source("a.jpg", "/dev/null", "1-2-3", datetime(2026, 1, 1, tzinfo=UTC))
+SOURCE = Source("a.jpg", "1-2-3", datetime(2026, 1, 1, tzinfo=UTC), "/dev/null")
 
 
 def rendered(size: int, seed: int = 0) -> Rendered:
@@ -68,14 +68,14 @@ def test_miss_is_none(cache: VariantCache) -> None:
 def test_key_covers_everything_that_changes_the_bytes() -> None:
     base = variant_key(SOURCE, ImageParams(width=100, fmt="webp"), "webp")
     assert base == variant_key(SOURCE, ImageParams(width=100, fmt="auto"), "webp")  # one variant
-    changed = Source(SOURCE.id, SOURCE.path, "1-2-4", SOURCE.last_modified)
+    changed = Source(SOURCE.id, "1-2-4", SOURCE.last_modified, SOURCE.path)
     others = {
         variant_key(changed, ImageParams(width=100, fmt="webp"), "webp"),
         variant_key(SOURCE, ImageParams(width=101, fmt="webp"), "webp"),
         variant_key(SOURCE, ImageParams(width=100, fmt="jpeg"), "jpeg"),
         variant_key(SOURCE, ImageParams(width=100, fmt="webp", quality=50), "webp"),
         variant_key(
-            Source("b.jpg", "/dev/null", "1-2-3", SOURCE.last_modified), ImageParams(width=100), "webp"
+            Source("b.jpg", "1-2-3", SOURCE.last_modified, "/dev/null"), ImageParams(width=100), "webp"
         ),
     }
     assert base not in others and len(others) == 5

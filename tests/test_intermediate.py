@@ -14,7 +14,7 @@ from proxy.formats import SOURCE
 from proxy.intermediate import SIDE, Intermediate, build, render_reduced
 from proxy.params import ImageParams
 from proxy.pipeline import render
-from proxy.sources import FileStore
+from proxy.sources.files import FileStore
 
 from .images import decode, encode, photo, with_exif_orientation
 

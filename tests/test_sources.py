@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from proxy.errors import NotFound
-from proxy.sources import MAX_ID_LENGTH, FileStore
+from proxy.sources import MAX_ID_LENGTH
+from proxy.sources.files import FileStore
 
 
 @pytest.fixture

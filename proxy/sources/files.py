@@ -1,55 +1,27 @@
-"""Image ids -> sources: where the original is and which version of it we see.
-
-Resolving reads metadata only (one ``stat``), never the bytes: the version is
-enough to build the cache key and answer a conditional request. ``SourceStore``
-is a protocol so HTTP or S3 backends can slot in beside ``FileStore``; those
-will fetch to a local file, because OpenCV decodes best from a path.
-"""
+"""Originals under a local directory (``file://``). Ids are relative paths; nothing outside is reachable."""
 
 from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
-from .errors import NotFound
-
-MAX_ID_LENGTH = 1024
-
-
-@dataclass(frozen=True)
-class Source:
-    id: str
-    path: str  # a local file OpenCV can read
-    version: str  # changes whenever the bytes may have
-    last_modified: datetime
-
-
-class SourceStore(Protocol):
-    def resolve(self, image_id: str) -> Source:
-        """The source for ``image_id``, or ``NotFound``."""
-        ...
+from ..errors import NotFound
+from . import Source, check_id
 
 
 class FileStore:
-    """Originals under one directory. Ids are relative paths; nothing outside is reachable."""
+    """Originals under one directory, resolved with one ``lstat`` per id component."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
         self._root = str(self.root)
 
-    def resolve(self, image_id: str) -> Source:
-        parts = image_id.split("/")
-        if (
-            len(image_id) > MAX_ID_LENGTH
-            or "\0" in image_id
-            or "\\" in image_id
-            or any(not part or part[0] == "." for part in parts)
-        ):
-            raise NotFound()  # traversal, absolute paths and dotfiles look like any unknown id
+    def resolve(self, image_id: str, key: str | None = None) -> Source:
+        parts = check_id(image_id if key is None else key)  # again: a FileStore is safe on its own
         try:
             path, info = self._walk(parts)
         except (OSError, ValueError):  # missing, unreadable, a symlink loop
@@ -63,6 +35,11 @@ class FileStore:
             version=f"{info.st_ino:x}-{info.st_size:x}-{info.st_mtime_ns:x}",
             last_modified=datetime.fromtimestamp(info.st_mtime, UTC),
         )
+
+    @contextmanager
+    def local(self, source: Source, key: str | None = None) -> Iterator[str]:
+        assert source.path is not None
+        yield source.path
 
     def _walk(self, parts: list[str]) -> tuple[str, os.stat_result]:
         """The id's path and stat, never through a symlink that leads out of the root.

@@ -1,0 +1,136 @@
+"""Image ids -> sources: where an original is, and which version of it we see.
+
+Resolving reads metadata only (a ``stat``, or a remote original's remembered version),
+never the bytes: the version is enough to build the cache key and answer a conditional
+request. The bytes are reached only on a miss, through ``SourceStore.local``, which gives
+the pipeline a local file: a remote original becomes a local copy before the pipeline sees
+it, so neither the pipeline nor the variant cache knows about S3 or HTTP.
+
+Originals are mounted by id prefix (``PROXY_SOURCE``), the longest prefix winning:
+
+    files.py    file://  a directory (FileStore)
+    remote.py   what every remote mount shares: local copies, TTL, one fetch, stale-if-error
+    s3.py       s3://    an S3-compatible bucket, through boto3
+    web.py      http(s)://  a web server, redirects checked by guard.py
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from ..errors import NotFound
+
+if TYPE_CHECKING:
+    from ..cache import VariantCache
+    from ..settings import Settings
+    from .remote import Upstream
+
+MAX_ID_LENGTH = 1024
+COPIES = "sources"  # the copies' directory, under the cache directory
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    version: str  # changes whenever the bytes may have
+    last_modified: datetime
+    path: str | None = None  # a local file holding the original, for file sources
+
+
+class SourceStore(Protocol):
+    def resolve(self, image_id: str) -> Source:
+        """The source for ``image_id``, or ``NotFound``; metadata only."""
+        ...
+
+    def local(self, source: Source) -> AbstractContextManager[str]:
+        """A local file with the source's bytes, readable until the block ends."""
+        ...
+
+
+class Backend(Protocol):
+    """One mount's store: ``key`` is the id with the mount's prefix removed."""
+
+    def resolve(self, image_id: str, key: str) -> Source: ...
+
+    def local(self, source: Source, key: str) -> AbstractContextManager[str]: ...
+
+
+def check_id(image_id: str) -> list[str]:
+    """The id's components, or ``NotFound`` for an id no store may ever look up.
+
+    Traversal, absolute paths, dotfiles, backslashes and NUL look like any unknown id.
+    """
+    parts = image_id.split("/")
+    if (
+        len(image_id) > MAX_ID_LENGTH
+        or "\0" in image_id
+        or "\\" in image_id
+        or any(not part or part[0] == "." for part in parts)
+    ):
+        raise NotFound()
+    return parts
+
+
+class MountedStore:
+    """Ids dispatched to backends by prefix, longest first; an id never leaves its mount."""
+
+    def __init__(self, mounts: list[tuple[str, Backend]]) -> None:
+        self._mounts = sorted(mounts, key=lambda mount: len(mount[0]), reverse=True)
+
+    def resolve(self, image_id: str) -> Source:
+        check_id(image_id)
+        prefix, backend = self._mount(image_id)
+        return backend.resolve(image_id, image_id[len(prefix) :])
+
+    @contextmanager
+    def local(self, source: Source) -> Iterator[str]:
+        prefix, backend = self._mount(source.id)
+        with backend.local(source, source.id[len(prefix) :]) as path:
+            yield path
+
+    def _mount(self, image_id: str) -> tuple[str, Backend]:
+        for prefix, backend in self._mounts:
+            if image_id.startswith(prefix) and len(image_id) > len(prefix):
+                return prefix, backend
+        raise NotFound()
+
+
+def open_copies(settings: Settings) -> VariantCache | None:
+    """The cache of remote originals' local copies, under the cache directory; None if all are files."""
+    from ..cache import VariantCache
+
+    if all(mount.scheme == "file" for mount in settings.mounts):
+        return None
+    return VariantCache(settings.cache_dir / COPIES, settings.source_cache_size, files_only=True)
+
+
+def open_store(settings: Settings, copies: VariantCache | None) -> MountedStore:
+    """The store for ``settings.mounts``; remote mounts keep their local copies in ``copies``."""
+    from .files import FileStore
+
+    backends: list[tuple[str, Backend]] = []
+    for mount in settings.mounts:
+        if mount.scheme == "file":
+            backends.append((mount.prefix, FileStore(mount.location)))
+            continue
+        from .remote import RemoteStore
+
+        if copies is None:
+            raise ValueError("remote mounts need a cache for their local copies")
+        upstream = _upstream(mount.scheme, mount.location, settings)
+        backends.append((mount.prefix, RemoteStore(upstream, copies, settings)))
+    return MountedStore(backends)
+
+
+def _upstream(scheme: str, location: str, settings: Settings) -> Upstream:
+    if scheme == "s3":
+        from .s3 import S3Upstream
+
+        return S3Upstream(location, settings.fetch_timeout)
+    from .web import WebUpstream
+
+    return WebUpstream(location, settings.fetch_timeout, settings.allow_private_addresses)

@@ -1,0 +1,99 @@
+"""s3:// mounts: a real gunicorn fetching from moto's S3 API server on loopback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import cv2
+import pytest
+
+from .images import decode, encode, photo, quadrants
+from .server import Server, start_gunicorn
+from .upstreams import S3Server
+
+BUCKET = "shop-images"
+TTL = 1.0
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+
+
+@pytest.fixture
+def s3() -> Iterator[S3Server]:
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3: S3Server) -> Any:
+    client = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    ).client("s3", endpoint_url=s3.endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    client.put_object(
+        Bucket=BUCKET,
+        Key="products/42.jpg",
+        Body=encode(photo(900, 600), ".jpg", cv2.IMWRITE_JPEG_QUALITY, 90),
+    )
+    return client
+
+
+@pytest.fixture
+def origin(s3: S3Server, bucket: Any, tmp_path: Path) -> Iterator[Server]:
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "here.png").write_bytes(encode(quadrants(40, 40), ".png"))
+    env = {
+        **CREDENTIALS,
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "PROXY_SOURCE": f"products/=s3://{BUCKET}/products/,={(tmp_path / 'local').as_uri()}",
+        "PROXY_SOURCE_TTL": str(TTL),
+        "PROXY_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    server = start_gunicorn(env, workers=2)
+    yield server
+    server.stop()
+
+
+def test_many_sizes_of_one_original_are_one_get_upstream(origin: Server, s3: S3Server) -> None:
+    widths = list(range(100, 900, 50))
+    with ThreadPoolExecutor(len(widths)) as pool:
+        results = list(
+            pool.map(lambda w: origin.request("GET", f"/image/products/42.jpg?w={w}&fmt=png"), widths)
+        )
+    assert [status for status, _, _ in results] == [200] * len(widths)
+    assert [decode(body).shape[1] for _, _, body in results] == widths
+    etag = results[0][1]["etag"]
+    assert origin.request("GET", "/image/products/42.jpg?w=100&fmt=png", {"If-None-Match": etag})[0] == 304
+    assert origin.request("GET", "/image/products/42.jpg?w=100&fmt=png")[1]["x-cache"] == "HIT"
+    assert s3.gets(BUCKET, "products/42.jpg") == 1
+    assert origin.request("GET", "/image/here.png?w=20")[0] == 200  # the local mount beside it
+
+
+def test_replaced_then_deleted_objects_are_seen_after_the_ttl(origin: Server, bucket: Any) -> None:
+    status, first, _ = origin.request("GET", "/image/products/42.jpg?w=60&fmt=png")
+    assert status == 200
+    bucket.put_object(Bucket=BUCKET, Key="products/42.jpg", Body=encode(quadrants(600, 400), ".png"))
+    assert origin.request("GET", "/image/products/42.jpg?w=60&fmt=png")[1]["etag"] == first["etag"]
+    time.sleep(TTL + 0.2)
+    status, changed, body = origin.request("GET", "/image/products/42.jpg?w=60&fmt=png")
+    assert status == 200 and changed["etag"] != first["etag"]
+    assert tuple(decode(body)[5, 5]) == (0, 0, 255)  # the replacement's red corner
+    bucket.delete_object(Bucket=BUCKET, Key="products/42.jpg")
+    time.sleep(TTL + 0.2)
+    status, headers, _ = origin.request("GET", "/image/products/42.jpg?w=60&fmt=png")
+    assert status == 404 and headers["cache-control"] == "no-store"
+
+
+def test_known_copies_are_served_while_s3_is_down(origin: Server, s3: S3Server) -> None:
+    assert origin.request("GET", "/image/products/42.jpg?w=70")[0] == 200
+    s3.stop()
+    time.sleep(TTL + 0.2)
+    status, _, body = origin.request("GET", "/image/products/42.jpg?w=75")  # a new size, from the copy
+    assert status == 200 and decode(body).shape[1] == 75
+    status, headers, _ = origin.request("GET", "/image/products/unknown.jpg?w=75")
+    assert status == 502 and headers["cache-control"] == "no-store"
