@@ -40,25 +40,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(sign(settings.secret, args.url))
         return 0
     cache = VariantCache(settings.cache_dir, settings.cache_size)
+    copies = open_copies(settings)
     try:
         if args.command == "cache" and args.action == "stats":
-            print(json.dumps(cache.stats(), indent=2))
+            stats: dict[str, object] = {**cache.stats()}
+            if copies is not None:
+                stats["sources"] = copies.stats()  # local copies of remote originals
+            print(json.dumps(stats, indent=2))
         elif args.command == "cache":
-            print(f"removed {cache.clear()} entries")
+            removed = f"removed {cache.clear()} entries"
+            print(removed if copies is None else f"{removed} and {copies.clear()} source copies")
         else:
-            return _warm(settings, cache, args.id, args.sizes, args.fmt)
+            return _warm(settings, cache, open_store(settings, copies), args)
     finally:
         cache.close()
+        if copies is not None:
+            copies.close()
     return 0
 
 
-def _warm(
-    settings: Settings, cache: VariantCache, image_id: str, sizes: list[str], formats: list[str]
-) -> int:
+def _warm(settings: Settings, cache: VariantCache, store: SourceStore, args: argparse.Namespace) -> int:
     """Render each size x format, exactly as ``/image/<id>?w=<size>&fmt=<format>`` would."""
-    copies = open_copies(settings)
-    store = open_store(settings, copies)
-    jobs = [(size, fmt) for size in sizes for fmt in formats]
+    image_id = args.id
+    jobs = [(size, fmt) for size in args.sizes for fmt in args.fmt]
     failures = 0
     for done, (size, fmt) in enumerate(jobs, 1):
         try:
@@ -67,8 +71,6 @@ def _warm(
             failures += 1
             outcome = f"error {error.status}: {error.message}"
         _progress(done, len(jobs), f"w={size} {fmt}: {outcome}")
-    if copies is not None:
-        copies.close()
     return 1 if failures else 0
 
 

@@ -26,6 +26,7 @@ from .pipeline import Rendered
 from .probe import probe
 from .settings import Settings
 from .sources import Source, SourceStore, open_copies, open_store
+from .sources.urls import UrlStore
 from .views import images
 
 
@@ -37,6 +38,7 @@ class Origin:
     store: SourceStore
     cache: VariantCache
     copies: VariantCache | None  # local copies of remote originals, when there are remote mounts
+    urls: UrlStore | None  # /url/, when PROXY_URL_HOSTS allows any host
     gate: TransformGate
     parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
 
@@ -44,10 +46,10 @@ class Origin:
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.settings.secret, self.settings.secret_previous) if s)
 
-    def render(self, source: Source, params: ImageParams, target: str) -> Rendered:
+    def render(self, store: SourceStore, source: Source, params: ImageParams, target: str) -> Rendered:
         """Run the pipeline in a transform slot, under the deadline, through a reduced copy of
         the original when that pays (intermediate.py)."""
-        with self.gate.slot(), IN_FLIGHT.track_inprogress(), self.store.local(source) as path:
+        with self.gate.slot(), IN_FLIGHT.track_inprogress(), store.local(source) as path:
             started = time.monotonic()
             info = probe(path)  # read once: the pipeline plans with it, the histograms count it
             limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         store=open_store(settings, copies),
         cache=VariantCache(settings.cache_dir, settings.cache_size, memory=settings.memory_cache_size),
         copies=copies,
+        urls=UrlStore(copies, settings) if copies is not None and settings.url_hosts else None,
         gate=TransformGate(
             gate_directory(settings.cache_dir),
             settings.max_transforms,

@@ -59,7 +59,8 @@ class Settings:
     source_ttl: float = 60.0  # seconds a remote original's version is trusted before revalidating
     source_cache_size: int = 2**30  # bytes of local copies of remote originals
     fetch_timeout: float = 10.0  # seconds for an upstream fetch: to connect, and in all
-    allow_private_addresses: bool = False  # let redirects reach loopback and private networks
+    url_hosts: tuple[str, ...] = ()  # hosts /url/ may fetch from (example.com, *.example.com, *); none: off
+    allow_private_addresses: bool = False  # let fetches reach loopback and private networks
     cache_dir: Path = Path("cache_dir")  # diskcache directory, shared by all workers
     cache_size: int = 2**30  # bytes; the cache directory's upper bound
     memory_cache_size: int = 32 << 20  # bytes of small variants each worker also keeps in memory
@@ -192,6 +193,15 @@ def _parse_text(name: str, raw: str) -> str:
     return raw
 
 
+def parse_hosts(name: str, raw: str) -> tuple[str, ...]:
+    """``images.example.com,*.cdn.example.net`` or ``*``: host names, with ``*.`` for subdomains."""
+    hosts = tuple(filter(None, (part.strip().lower() for part in raw.split(","))))
+    for host in hosts:
+        if host != "*" and not re.fullmatch(r"(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*", host):
+            raise SettingsError(f"{name}: {host!r}: expected a host name, *.domain or *")
+    return hosts
+
+
 def parse_source(name: str, raw: str) -> tuple[Mount, ...]:
     """``s3://bucket/prefix`` or ``products/=s3://b/p/,legacy/=https://host/img/,=file:///srv``."""
     mounts: list[Mount] = []
@@ -243,6 +253,7 @@ _PARSERS = {
     "source_ttl": _parse_seconds,
     "source_cache_size": parse_size,
     "fetch_timeout": _parse_seconds,
+    "url_hosts": parse_hosts,
     "allow_private_addresses": _parse_bool,
     "cache_dir": _parse_path,
     "cache_size": parse_size,

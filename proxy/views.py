@@ -14,6 +14,7 @@ from .http import Validators, etag_for, image_response, is_not_modified, not_mod
 from .metrics import CACHE_HITS, CACHE_MISSES
 from .signing import verify
 from .sources import Source, SourceStore
+from .sources.urls import url_id
 
 if TYPE_CHECKING:
     from .app import Origin
@@ -25,11 +26,27 @@ images = Blueprint("images", __name__)
 @images.get("/image/<path:image_id>", provide_automatic_options=False, merge_slashes=False)
 def image(image_id: str) -> Response:
     origin: Origin = current_app.extensions["proxy"]
-    environ = request.environ
     if origin.secrets:  # 0. signed URLs: checked before anything can be learned
-        verify(environ, origin.secrets)
+        verify(request.environ, origin.secrets)
+    return _serve(origin, origin.store, image_id)
+
+
+@images.get("/url/<encoded>", provide_automatic_options=False)
+def url(encoded: str) -> Response:
+    """Any http(s) URL of an allowed host (PROXY_URL_HOSTS), base64url-encoded; 404 when off."""
+    origin: Origin = current_app.extensions["proxy"]
+    if origin.urls is None:
+        raise NotFound()
+    if origin.secrets:  # before the URL is even decoded
+        verify(request.environ, origin.secrets)
+    return _serve(origin, origin.urls, url_id(encoded))
+
+
+def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
+    """The life of an image request, once its signature is checked."""
+    environ = request.environ
     params = origin.parse(environ.get("QUERY_STRING", ""))  # 1. parse once
-    source = origin.store.resolve(image_id)  # 2. locate; metadata only
+    source = store.resolve(image_id)  # 2. locate; metadata only
     target = negotiate(params.fmt, environ.get("HTTP_ACCEPT", ""))
     environ[TRANSFORM] = f"{params.transform}&fmt={target}"  # for the access log
     key = variant_key(source, params, target)  # 3. key and validators, before any pixel
@@ -43,8 +60,8 @@ def image(image_id: str) -> Response:
         return not_modified_response(validators)
     variant = origin.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
         key,
-        produce=lambda: origin.render(source, params, target),
-        keep=lambda: _unchanged(origin.store, source),
+        produce=lambda: origin.render(store, source, params, target),
+        keep=lambda: _unchanged(store, source),
     )
     (CACHE_HITS if variant.hit else CACHE_MISSES).inc()
     return image_response(variant, validators, environ)  # 6.

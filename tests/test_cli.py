@@ -12,6 +12,7 @@ from proxy import create_app
 from proxy.settings import Settings
 
 from .server import REPO
+from .upstreams import web_originals
 
 
 def run(settings: Settings, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
@@ -80,3 +81,17 @@ def test_warm_reports_errors_and_fails(settings: Settings) -> None:
 def test_bad_settings_name_the_variable(settings: Settings, tmp_path: Path) -> None:
     result = run(settings, "cache", "stats", PROXY_CACHE_SIZE="lots")
     assert result.returncode == 2 and "PROXY_CACHE_SIZE" in result.stderr
+
+
+def test_remote_originals_are_warmed_counted_and_cleared(settings: Settings) -> None:
+    with web_originals() as upstream:
+        upstream.files["photo.jpg"] = (settings.image_root / "photo.jpg").read_bytes()
+        remote = {"PROXY_SOURCE": f"web/={upstream.base}img/"}
+        result = run(settings, "warm", "web/photo.jpg", "--sizes", "100,200", "--fmt", "png", **remote)
+        assert result.returncode == 0 and result.stderr.count("rendered") == 2, result.stderr
+        assert upstream.gets["/img/photo.jpg"] == 1  # two sizes, one download
+        numbers = json.loads(run(settings, "cache", "stats", **remote).stdout)
+        assert numbers["entries"] == 2 and numbers["sources"]["entries"] >= 2  # the copy and its record
+        cleared = run(settings, "cache", "clear", **remote)
+        assert cleared.returncode == 0 and "source copies" in cleared.stdout
+        assert json.loads(run(settings, "cache", "stats", **remote).stdout)["sources"]["entries"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from proxy import create_app
 from proxy.errors import BlockedAddress
 from proxy.settings import Settings, SettingsError, parse_source
+from proxy.signing import sign
 from proxy.sources.guard import checked_address, is_public
 
 from .images import decode, encode, photo, quadrants
@@ -199,3 +201,79 @@ def test_source_mounts_are_parsed_and_checked(tmp_path: Path) -> None:
 def test_bad_sources_are_refused_naming_the_variable(raw: str, message: str) -> None:
     with pytest.raises(SettingsError, match=f"PROXY_SOURCE.*{message}"):
         Settings.from_env({"PROXY_SOURCE": raw})
+
+
+def url_path(url: str, query: str = "w=40") -> str:
+    return f"/url/{base64.urlsafe_b64encode(url.encode()).rstrip(b'=').decode()}?{query}"
+
+
+def test_url_sources_are_off_unless_hosts_are_allowed(settings: Settings, upstream: WebOriginals) -> None:
+    client = create_app(settings).test_client()
+    assert client.get(url_path(f"{upstream.base}img/photo.jpg")).status_code == 404
+    assert sum(upstream.gets.values()) == 0
+
+
+def test_url_sources_fetch_once_and_keep_every_rule(settings: Settings, upstream: WebOriginals) -> None:
+    client = create_app(
+        replace(settings, url_hosts=("127.0.0.1",), allow_private_addresses=True)
+    ).test_client()
+    for width in (40, 50, 60):
+        response = client.get(url_path(f"{upstream.base}img/photo.jpg", f"w={width}"))
+        assert response.status_code == 200 and decode(response.data).shape[1] == width
+    assert upstream.gets["/img/photo.jpg"] == 1
+    etag = response.headers["ETag"]
+    again = client.get(url_path(f"{upstream.base}img/photo.jpg", "w=60"), headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    away = client.get(url_path(f"{upstream.base}away/localhost:{upstream.server_address[1]}/photo.jpg"))
+    assert away.status_code == 403 and "PROXY_URL_HOSTS" in away.get_json()["error"]  # a hop to another host
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/img/photo.jpg",
+        "http://10.0.0.1/a.jpg",
+        "http://192.168.0.10/a.jpg",
+        "http://169.254.169.254/latest/meta-data",
+        "http://100.64.1.1/a.jpg",
+        "http://0.0.0.0/a.jpg",
+        "http://[::1]/a.jpg",
+        "http://[::ffff:127.0.0.1]/a.jpg",
+        "http://[fd00::1]/a.jpg",
+        "http://[64:ff9b::a00:1]/a.jpg",
+        "http://localhost/a.jpg",
+    ],
+)
+def test_url_sources_refuse_internal_addresses_without_connecting(settings: Settings, url: str) -> None:
+    client = create_app(replace(settings, url_hosts=("*",))).test_client()
+    started = time.monotonic()
+    response = client.get(url_path(url))
+    assert response.status_code == 403 and response.headers["Cache-Control"] == "no-store"
+    assert time.monotonic() - started < 0.5  # refused on the address, not after a connection attempt
+
+
+@pytest.mark.parametrize(
+    ("encoded", "status"),
+    [
+        ("not*base64", 400),
+        (base64.urlsafe_b64encode(b"file:///etc/passwd").decode().rstrip("="), 400),
+        (base64.urlsafe_b64encode(b"http:///no-host").decode().rstrip("="), 400),
+        (base64.urlsafe_b64encode(b"https://example.org/a.jpg").decode().rstrip("="), 403),  # not allowed
+    ],
+)
+def test_bad_url_ids_are_clear_errors(settings: Settings, encoded: str, status: int) -> None:
+    client = create_app(replace(settings, url_hosts=("images.example.com",))).test_client()
+    response = client.get(f"/url/{encoded}?w=10")
+    assert response.status_code == status
+    if status == 400:
+        assert response.get_json()["parameter"] == "url"
+
+
+def test_url_sources_are_signed_like_images(settings: Settings, upstream: WebOriginals) -> None:
+    secret = "a-secret-of-sixteen-bytes"
+    app = create_app(replace(settings, url_hosts=("*",), allow_private_addresses=True, secret=secret))
+    client = app.test_client()
+    path = url_path(f"{upstream.base}img/photo.jpg")
+    assert client.get(path).status_code == 403
+    assert sum(upstream.gets.values()) == 0  # nothing fetched for an unsigned request
+    assert client.get(sign(secret, path)).status_code == 200

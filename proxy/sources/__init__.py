@@ -12,6 +12,7 @@ Originals are mounted by id prefix (``PROXY_SOURCE``), the longest prefix winnin
     remote.py   what every remote mount shares: local copies, TTL, one fetch, stale-if-error
     s3.py       s3://    an S3-compatible bucket, through boto3
     web.py      http(s)://  a web server, redirects checked by guard.py
+    urls.py     /url/<base64url>: any URL of an allowed host, every hop checked by guard.py
 """
 
 from __future__ import annotations
@@ -100,10 +101,10 @@ class MountedStore:
 
 
 def open_copies(settings: Settings) -> VariantCache | None:
-    """The cache of remote originals' local copies, under the cache directory; None if all are files."""
+    """The cache of remote originals' local copies, under the cache directory; None if none can be."""
     from ..cache import VariantCache
 
-    if all(mount.scheme == "file" for mount in settings.mounts):
+    if all(mount.scheme == "file" for mount in settings.mounts) and not settings.url_hosts:
         return None
     return VariantCache(settings.cache_dir / COPIES, settings.source_cache_size, files_only=True)
 

@@ -1,9 +1,10 @@
-"""Originals on a web server (``http(s)://host/base/``), through urllib3.
+"""Originals on web servers, through urllib3: a mount (``http(s)://host/base/``) or any URL (/url/).
 
-The id's remainder is the URL path under the base, each component percent-encoded. The
-configured host is the operator's choice and trusted, wherever it is; redirects are
-followed (at most ``MAX_REDIRECTS``), and a hop to any other host goes through the SSRF
-guard and connects to the address it checked.
+For a mount, the id's remainder is the URL path under the base, each component
+percent-encoded, and the configured host is the operator's choice and trusted, wherever it
+is. Redirects are followed (at most ``MAX_REDIRECTS``); every hop to any other host, and
+every hop of an arbitrary URL, must be to an allowed host (``Hosts``), goes through the
+SSRF guard and connects to the address it checked.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, TimeoutError
 from urllib3.util import parse_url
 
-from ..errors import SourceTooLarge
+from ..errors import BlockedAddress, SourceTooLarge
 from .guard import checked_address
 from .remote import Fetched, Missing, UpstreamError
 
@@ -28,11 +29,28 @@ CHUNK = 1 << 16
 REDIRECTS = (301, 302, 303, 307, 308)
 
 
+class Hosts:
+    """Host names allowed for arbitrary URLs: ``example.com``, ``*.example.com`` (subdomains), ``*``."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self._any = "*" in patterns
+        self._exact = {p.lower() for p in patterns if not p.startswith("*")}
+        self._suffixes = tuple(p[1:].lower() for p in patterns if p.startswith("*."))
+
+    def allow(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return self._any or host in self._exact or host.endswith(self._suffixes)
+
+
 class WebUpstream:
-    def __init__(self, base: str, timeout: float, allow_private: bool) -> None:
-        self.name = base
+    def __init__(
+        self, base: str | None, timeout: float, allow_private: bool, hosts: Hosts | None = None
+    ) -> None:
+        """``base``: a mount's base URL, whose host is trusted; None: keys are whole URLs of ``hosts``."""
+        self.name = base or "url"
         self._base = base
-        self._origin = _origin(base)
+        self._origin = _origin(base) if base else None
+        self._hosts = hosts
         self._timeout = timeout
         self._allow_private = allow_private
         self._pool: urllib3.PoolManager | None = None
@@ -41,7 +59,7 @@ class WebUpstream:
 
     def fetch(self, key: str, etag: str | None, limit: int) -> Fetched | None:
         deadline = time.monotonic() + self._timeout
-        url = self._base + quote(key, safe="/")
+        url = self._base + quote(key, safe="/") if self._base else key
         headers = {"If-None-Match": f'"{etag}"'} if etag is not None else {}
         try:
             for _ in range(MAX_REDIRECTS + 1):
@@ -75,6 +93,8 @@ class WebUpstream:
                 timeout=timeout,
                 preload_content=False,
             )
+        if self._hosts is not None and not self._hosts.allow(parsed.host):
+            raise BlockedAddress(f"host {parsed.host!r} is not in PROXY_URL_HOSTS")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         address = checked_address(parsed.host, port, self._allow_private)
         pool: urllib3.HTTPConnectionPool
