@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -277,3 +278,28 @@ def test_url_sources_are_signed_like_images(settings: Settings, upstream: WebOri
     assert client.get(path).status_code == 403
     assert sum(upstream.gets.values()) == 0  # nothing fetched for an unsigned request
     assert client.get(sign(secret, path)).status_code == 200
+
+
+def test_the_connection_goes_to_the_address_checked(
+    settings: Settings, upstream: WebOriginals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name checked once must not be looked up again to connect elsewhere."""
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+    answers = iter(["127.0.0.1", "10.9.9.9"])  # the second answer must never be used
+
+    def resolver(host: str, port: object, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        if host != "images.test":
+            return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    app = create_app(replace(settings, url_hosts=("images.test",), allow_private_addresses=True))
+    response = app.test_client().get(
+        url_path(f"http://images.test:{upstream.server_address[1]}/img/photo.jpg")
+    )
+    assert response.status_code == 200
+    assert lookups == ["images.test"]  # resolved once, by the guard
+    assert upstream.gets["/img/photo.jpg"] == 1  # and connected to the address it checked
+    assert upstream.hosts == [f"images.test:{upstream.server_address[1]}"]  # with the name as Host

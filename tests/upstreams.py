@@ -27,6 +27,7 @@ class WebOriginals(ThreadingHTTPServer):
         self.gets: Counter[str] = Counter()
         self.delay = 2.0
         self.broken = False  # answer everything with 503
+        self.hosts: list[str] = []  # the Host header of every request
 
     @property
     def base(self) -> str:
@@ -41,6 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
         self.server.gets[self.path] += 1
+        self.server.hosts.append(self.headers.get("Host", ""))
         if self.server.broken:
             return self._answer(503, b"down for maintenance")
         kind, _, rest = self.path.lstrip("/").partition("/")
