@@ -248,7 +248,7 @@ class VariantCache:
         """An open file of the value's bytes (values of a ``files_only`` cache), or None."""
 
         def read(cache: diskcache.Cache) -> BinaryIO | None:
-            value = cache.get(key, read=True)
+            value = cache.get(key, read=True, retry=True)  # contention must not look like absence
             return value if value is None or not isinstance(value, bytes) else None
 
         return self._guard(read, None)
@@ -256,7 +256,8 @@ class VariantCache:
     # --- small records (remote originals' metadata, remembered refusals) ------------------
 
     def get_value(self, key: str) -> object:
-        return self._guard(lambda cache: cache.get(key), None)
+        """The record, or None; a busy index is waited for, since absence would mean a refetch."""
+        return self._guard(lambda cache: cache.get(key, retry=True), None)
 
     def set_value(self, key: str, value: object, expire: float = HORIZON) -> None:
         self._guard(lambda cache: cache.set(key, value, expire=expire), None)

@@ -14,12 +14,13 @@ import re
 import shutil
 import statistics
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import pytest
 
-from bench.load import HitProbe, burst, percentile, storm, timed_get
+from bench.load import HitProbe, Result, burst, percentile, storm, timed_get
 from proxy.settings import Settings
 
 from .images import decode, encode, large_photo, photo
@@ -69,37 +70,52 @@ def heavy(n: int) -> str:
     return f"/image/camera.jpg?w={3000 + n % 1000}&q={40 + (n // 1000) % 60}&fmt=webp"
 
 
-def test_a_miss_storm_is_refused_by_expected_wait_while_hits_stay_fast(server: Server) -> None:
-    assert timed_get(server.port, "/image/page.jpg?w=120")[0] == 200  # the hit measured below
-    # Capacity without queueing: as many clients as slots; variants the storm never asks for.
-    solo, solo_seconds = storm(server.port, SLOTS, 8, lambda n: heavy(55_000 + n))
-    assert all(status == 200 for status, _, _ in solo)
-    capacity = len(solo) / solo_seconds
-    render = statistics.median(seconds for _, _, seconds in solo)
-    # Enough clients that the queue's expected wait passes WAIT: about twice that many.
-    clients = min(160, math.ceil(2 * WAIT * SLOTS / render) + SLOTS)
-    hits = HitProbe(server.port, "/image/page.jpg?w=120", 30)
-    results, seconds = storm(server.port, clients, 30, heavy)
-    latencies, answers = hits.result()
+@dataclass
+class Storm:
+    capacity: float  # served misses per second with as many clients as slots: nothing queues
+    render: float  # their median time, seconds
+    clients: int
+    results: list[Result]
+    throughput: float  # served misses per second during the storm
+    hit_latencies: list[float]
+    hit_answers: list[list[object]]
 
-    served = [seconds for status, _, seconds in results if status == 200]
-    refused = [headers for status, headers, _ in results if status == 503]
-    assert {status for status, _, _ in results} == {200, 503}
-    assert all(int(headers["retry-after"]) >= 1 for headers in refused)
-    assert all(headers["cache-control"] == "no-store" for headers in refused)
-    longest = max(seconds for _, _, seconds in results)
-    assert longest < WAIT + 2 * render + 1  # waited at most WAIT, then one transform
-    throughput = len(served) / seconds
-    p99 = percentile(latencies, 0.99)
+    @property
+    def refused(self) -> list[dict[str, str]]:
+        return [headers for status, headers, _ in self.results if status == 503]
+
+
+def miss_storm(port: int, seconds: float, hit: str) -> Storm:
+    """The capacity first, then a storm of clients enough to pass the expected wait, hits probed."""
+    assert timed_get(port, hit)[0] == 200  # cached from now on
+    solo, solo_seconds = storm(port, SLOTS, 8, lambda n: heavy(55_000 + n))  # sizes the storm never asks
+    assert all(status == 200 for status, _, _ in solo)
+    render = statistics.median(seconds for _, _, seconds in solo)
+    clients = min(160, math.ceil(2 * WAIT * SLOTS / render) + SLOTS)  # about twice what fits in WAIT
+    probe = HitProbe(port, hit, seconds)
+    results, took = storm(port, clients, seconds, heavy)
+    latencies, answers = probe.result()
+    served = sum(status == 200 for status, _, _ in results)
+    result = Storm(len(solo) / solo_seconds, render, clients, results, served / took, latencies, answers)
     print(
-        f"\ncapacity {capacity:.2f}/s (median {render * 1000:.0f} ms) | storm of {clients} clients: "
-        f"{throughput:.2f} served/s ({throughput / capacity:.2f}x), {len(refused)} refused, "
-        f"longest {longest:.1f} s | hits: {len(latencies)}, "
-        f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+        f"\ncapacity {result.capacity:.2f}/s (median {render * 1000:.0f} ms) | storm of {clients} clients: "
+        f"{result.throughput:.2f} served/s ({result.throughput / result.capacity:.2f}x), "
+        f"{len(result.refused)} refused, longest {max(r[2] for r in results):.1f} s | "
+        f"hits: {len(latencies)}, "
+        f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
     )
-    assert answers == [[200, "HIT"]]
-    assert p99 < 0.05
-    assert throughput > 0.75 * capacity  # no collapse: the slots stay busy
+    assert {status for status, _, _ in results} == {200, 503}
+    assert all(int(headers["retry-after"]) >= 1 for headers in result.refused)
+    assert all(headers["cache-control"] == "no-store" for headers in result.refused)
+    assert max(seconds for _, _, seconds in results) < WAIT + 2 * render + 1  # WAIT, then one transform
+    assert percentile(latencies, 0.99) < 0.05
+    assert result.throughput > 0.75 * result.capacity  # no collapse: the slots stay busy
+    return result
+
+
+def test_a_miss_storm_is_refused_by_expected_wait_while_hits_stay_fast(server: Server) -> None:
+    result = miss_storm(server.port, 30, "/image/page.jpg?w=120")
+    assert result.hit_answers == [[200, "HIT"]]
     metrics = server.request("GET", "/metrics")[2].decode()
     waits = dict(
         re.findall(
@@ -113,18 +129,23 @@ def test_a_miss_storm_is_refused_by_expected_wait_while_hits_stay_fast(server: S
         for line in metrics.splitlines()
         if line.startswith("image_origin_transform_refusals_total{") and any(r in line for r in reasons)
     )
-    assert counted == len(refused)
+    assert counted == len(result.refused)
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (.ci/run installs it)")
-def test_a_page_of_new_sizes_is_all_answered_through_the_nginx_front(tmp_path: Path) -> None:
+def test_bursts_and_a_storm_through_the_nginx_front(tmp_path: Path) -> None:
     front: Front = start_front(tmp_path, workers=None)
     try:
-        (tmp_path / "images" / "page.jpg").write_bytes(originals()["page.jpg"])
-        results = burst(front.port, [f"/image/page.jpg?w={200 + 10 * n}&fmt=webp" for n in range(24)])
-        assert [status for status, _, _ in results] == [200] * 24
+        for name, data in originals().items():
+            (tmp_path / "images" / name).write_bytes(data)
+        for template in ("/image/page.jpg?w={}&fmt=webp", "/image/camera.jpg?w={}&fmt=jpeg"):
+            results = burst(front.port, [template.format(200 + 10 * n) for n in range(24)])
+            assert [status for status, _, _ in results] == [200] * 24
         status, headers, body = front.request("/image/page.jpg?w=210&fmt=webp")
         assert status == 200 and headers["x-cache-status"] == "HIT"
         assert decode(body).shape[1] == 210
+        result = miss_storm(front.port, 15, "/image/page.jpg?w=120")
+        assert {answer[0] for answer in result.hit_answers} == {200}
+        assert all(headers["x-cache-status"] != "HIT" for headers in result.refused)  # never a cached 503
     finally:
         front.stop()

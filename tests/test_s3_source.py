@@ -80,7 +80,7 @@ def test_many_sizes_of_one_original_are_one_get_upstream(
     etag = results[0][1]["etag"]
     assert server.request("GET", "/image/products/42.jpg?w=100&fmt=png", {"If-None-Match": etag})[0] == 304
     assert server.request("GET", "/image/products/42.jpg?w=100&fmt=png")[1]["x-cache"] == "HIT"
-    assert s3.gets(BUCKET, "products/42.jpg") == 1
+    assert s3.gets(BUCKET, "products/42.jpg") == 1, server.log_text()
     assert server.request("GET", "/image/here.png?w=20")[0] == 200  # the local mount beside it
 
 
