@@ -21,6 +21,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .color import to_srgb
 from .limits import Limits
 from .params import ImageParams
 from .pipeline import (
@@ -97,8 +98,8 @@ def build(path: str, limits: Limits = DEFAULT_LIMITS, info: SourceInfo | None = 
     reduction = jpeg_shrink_factor(declared, Geometry(size)) if info.format == "jpeg" else 1
     image = upright(to_8bit_array(decode(path, info, reduction)), info.orientation)
     limits.check_deadline()
-    reduced = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return Intermediate(reduced, info.format, declared)
+    reduced = to_srgb(cv2.resize(image, size, interpolation=cv2.INTER_AREA), info.profile)
+    return Intermediate(reduced, info.format, declared)  # in sRGB already: renders from it need no profile
 
 
 def render_reduced(

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .color import to_srgb
 from .errors import InvalidParameter, SourceTooLarge, UnsupportedImage
 from .formats import Format, pick
 from .limits import Limits
@@ -34,7 +35,7 @@ RGBA = tuple[int, int, int, int]
 DEFAULT_LIMITS = Limits()
 
 # Bump whenever the bytes produced for the same request change, so caches miss.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -63,6 +64,7 @@ class Plan:
     orientation: int
     output: Format
     background: RGBA
+    profile: bytes | None = None  # the original's ICC profile, when its pixels are not yet sRGB
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def render(
     limits.check_deadline()
     height, width = image.shape[:2]
     source_size = declared if reduction > 1 and declared else _orient_size(width, height, info)
-    return finish(image, info.format, source_size, info.orientation, params, target, limits)
+    return finish(image, info.format, source_size, info.orientation, params, target, limits, info.profile)
 
 
 def finish(
@@ -105,6 +107,7 @@ def finish(
     params: ImageParams,
     target: str,
     limits: Limits = DEFAULT_LIMITS,
+    profile: bytes | None = None,
 ) -> Rendered:
     """Plan on the original's oriented size, run STEPS on ``image`` and encode.
 
@@ -116,6 +119,7 @@ def finish(
         orientation=orientation,
         output=pick(target, source_format, has_alpha(image)),
         background=params.background,
+        profile=profile,
     )
     check_output(plan.geometry, limits)
     for step in STEPS:
@@ -191,11 +195,26 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
         image = None
     if image is None or image.size == 0:
         raise UnsupportedImage(f"could not decode the {info.format.upper()} source")
+    if info.transparent is not None and image.ndim == 2:  # grey + tRNS, which OpenCV ignores
+        image = _keyed_alpha(image, info.transparent, info.depth)
     if image.ndim == 3 and image.shape[2] == 2:  # gray + alpha
         image = np.dstack((image[..., 0], image[..., 0], image[..., 0], image[..., 1]))
     if image.ndim == 3 and image.shape[2] == 4 and not has_alpha(image):
         image = image[..., :3]
     return image
+
+
+def _keyed_alpha(image: Image, value: int, depth: int) -> Image:
+    """Grey + tRNS -> BGRA: pixels of the transparent sample ``value`` get alpha 0.
+
+    libpng hands low bit depths over expanded to 8 bits (a 4-bit v as v x 17), so the value is
+    expanded the same way; 16-bit samples are compared as they are.
+    """
+    top = 65535 if image.dtype == np.uint16 else 255
+    key = value if depth == 16 else value * (255 // ((1 << depth) - 1))
+    alpha = np.where(image == key, 0, top).astype(image.dtype)
+    keyed: Image = cv2.merge([image, image, image, alpha])
+    return keyed
 
 
 def has_alpha(image: Image) -> bool:
@@ -273,6 +292,11 @@ def to_8bit_array(image: Image) -> Image:
     raise UnsupportedImage(f"unsupported sample type {image.dtype}")
 
 
+def colour(image: Image, plan: Plan) -> Image:
+    """Embedded ICC profile -> sRGB (color.py), on the resized and cropped 8-bit image."""
+    return to_srgb(image, plan.profile)
+
+
 def flatten(image: Image, plan: Plan) -> Image:
     """Composite alpha onto the background when the output format cannot carry it."""
     if plan.output.alpha or image.ndim != 3 or image.shape[2] != 4:
@@ -310,6 +334,7 @@ STEPS: tuple[Callable[[Image, Plan], Image], ...] = (
     orient,
     crop,
     to_8bit,
+    colour,
     flatten,
     pad,
 )

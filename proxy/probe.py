@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -19,6 +20,9 @@ from .errors import NotFound, UnsupportedImage
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_ORIENTATION = 256, 257, 274
 _MAX_IFD_ENTRIES = 1024
+
+
+Profile = bytes  # an ICC profile (the name, because SourceInfo.bytes shadows the type)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class SourceInfo:
     channels: int | None = None  # JPEG: 1 gray, 3 YCbCr, 4 CMYK; PNG: 1 gray, 3 colour, +1 with alpha
     depth: int = 8  # bits per sample (PNG: 16 possible)
     bytes: int = 0  # file size
+    profile: Profile | None = None  # the embedded ICC profile (JPEG APP2, PNG iCCP, WebP ICCP)
+    transparent: int | None = None  # PNG grey + tRNS: the sample value that is transparent
 
     @property
     def transposed(self) -> bool:
@@ -81,6 +87,7 @@ def _malformed(kind: str) -> UnsupportedImage:
 def _jpeg(file: BinaryIO) -> SourceInfo:
     file.seek(2)
     orientation = 1
+    icc: dict[int, bytes] = {}  # APP2 chunks by sequence number: a profile may span several
     while file.read(1) == b"\xff":
         kind = 0xFF
         while kind == 0xFF:  # any number of fill bytes may precede a marker
@@ -95,9 +102,14 @@ def _jpeg(file: BinaryIO) -> SourceInfo:
             break
         if kind in _JPEG_SOF and length >= 6:
             _, height, width, channels = struct.unpack_from(">BHHB", data)
-            return SourceInfo("jpeg", width, height, _valid_orientation(orientation), channels)
+            profile = b"".join(icc[n] for n in sorted(icc)) or None
+            return SourceInfo(
+                "jpeg", width, height, _valid_orientation(orientation), channels, profile=profile
+            )
         if kind == 0xE1 and data.startswith(b"Exif\0\0"):
             orientation = _tiff_tags(data[6:]).get(_TIFF_ORIENTATION, 1)
+        elif kind == 0xE2 and data.startswith(b"ICC_PROFILE\0") and len(data) > 14:
+            icc[data[12]] = data[14:]
     raise _malformed("JPEG")
 
 
@@ -109,6 +121,8 @@ def _png(file: BinaryIO) -> SourceInfo:
     width = height = channels = None
     depth = 8
     orientation = 1
+    profile = None
+    transparent = None
     while header := file.read(8):
         if len(header) < 8:
             break
@@ -118,10 +132,16 @@ def _png(file: BinaryIO) -> SourceInfo:
             channels = _PNG_CHANNELS.get(colour)
             file.seek(length - 10 + 4, 1)
         elif kind == b"tRNS" and channels in (1, 3):  # transparency for gray, colour, palette
+            if channels == 1 and length >= 2:  # the one grey sample value that is transparent
+                (transparent,) = struct.unpack(">H", file.read(2))
+                file.seek(-2, 1)
             channels += 1
             file.seek(length + 4, 1)
         elif kind == b"eXIf" and length <= 1 << 20:
             orientation = _tiff_tags(file.read(length)).get(_TIFF_ORIENTATION, 1)
+            file.seek(4, 1)
+        elif kind == b"iCCP" and length <= 1 << 20:  # name, NUL, method 0, zlib data
+            profile = _inflate(file.read(length).partition(b"\0")[2][1:])
             file.seek(4, 1)
         elif kind in (b"IDAT", b"IEND"):
             break
@@ -129,18 +149,22 @@ def _png(file: BinaryIO) -> SourceInfo:
             file.seek(length + 4, 1)
     if width is None or height is None:
         raise _malformed("PNG")
-    return SourceInfo("png", width, height, _valid_orientation(orientation), channels, depth)
+    orientation = _valid_orientation(orientation)
+    return SourceInfo(
+        "png", width, height, orientation, channels, depth, profile=profile, transparent=transparent
+    )
 
 
 def _webp(file: BinaryIO) -> SourceInfo:
     file.seek(12)
     width = height = None
     orientation = 1
+    profile = None
     while header := file.read(8):
         if len(header) < 8:
             break
         kind, length = struct.unpack("<4sI", header)
-        data = file.read(min(length, 1 << 20) if kind == b"EXIF" else min(length, 30))
+        data = file.read(min(length, 1 << 20) if kind in (b"EXIF", b"ICCP") else min(length, 30))
         if kind == b"VP8X" and len(data) >= 10:
             width = 1 + int.from_bytes(data[4:7], "little")
             height = 1 + int.from_bytes(data[7:10], "little")
@@ -152,10 +176,12 @@ def _webp(file: BinaryIO) -> SourceInfo:
         elif kind == b"EXIF":
             exif = data[6:] if data.startswith(b"Exif\0\0") else data
             orientation = _tiff_tags(exif).get(_TIFF_ORIENTATION, 1)
+        elif kind == b"ICCP":
+            profile = data
         file.seek(length + (length & 1) - len(data), 1)  # chunks are padded to even sizes
     if width is None or height is None:
         raise _malformed("WebP")
-    return SourceInfo("webp", width, height, _valid_orientation(orientation))
+    return SourceInfo("webp", width, height, _valid_orientation(orientation), profile=profile)
 
 
 def _avif(data: bytes) -> SourceInfo:
@@ -219,6 +245,16 @@ def _tiff_tags(data: bytes) -> dict[int, int]:
         elif kind == 4:  # LONG
             (tags[tag],) = struct.unpack_from(order + "I", data, entry + 8)
     return tags
+
+
+def _inflate(data: bytes, limit: int = 1 << 22) -> bytes | None:
+    """A compressed profile, at most ``limit`` bytes (a zip bomb stops there), or None if malformed."""
+    try:
+        inflater = zlib.decompressobj()
+        profile = inflater.decompress(data, limit)
+    except zlib.error:
+        return None
+    return profile if inflater.eof and profile else None
 
 
 def _valid_orientation(value: int) -> int:

@@ -1,0 +1,131 @@
+"""Colour management: tagged originals come out as sRGB, as LittleCMS itself converts them."""
+
+from __future__ import annotations
+
+import io
+import logging
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+from PIL import Image, ImageCms
+
+from proxy.params import ImageParams
+from proxy.pipeline import render
+from proxy.probe import probe
+
+from .images import decode, photo, with_chunk
+
+ICC = Path(__file__).parent / "data" / "icc"
+WIDE = ["DisplayP3-v4", "AdobeCompat-v4", "ProPhoto-v4", "Rec2020-v4", "DisplayP3-v2-micro"]
+SAVE = {"jpeg": {"quality": 95}, "png": {}, "webp": {"lossless": True}}
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
+
+
+def vivid(width: int = 480, height: int = 320) -> np.ndarray:
+    """Saturated, smooth RGB content, where a wide-gamut profile changes the most."""
+    image = cv2.cvtColor(photo(width, height, seed=11), cv2.COLOR_BGR2RGB)
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    hsv[..., 1] = np.maximum(hsv[..., 1], 200)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def tagged(tmp_path: Path, profile: str, fmt: str, pixels: np.ndarray | None = None) -> Path:
+    path = tmp_path / f"{profile}.{EXTENSIONS[fmt]}"
+    icc = (ICC / f"{profile}.icc").read_bytes()
+    Image.fromarray(vivid() if pixels is None else pixels).save(path, icc_profile=icc, **SAVE[fmt])
+    return path
+
+
+def reference(path: Path, profile: str, width: int) -> np.ndarray:
+    """LittleCMS's own conversion of the full-size image to sRGB, then resized: BGR."""
+    with Image.open(path) as original:
+        source = ImageCms.ImageCmsProfile(str(ICC / f"{profile}.icc"))
+        converted = ImageCms.profileToProfile(
+            original.convert("RGB"), source, ImageCms.createProfile("sRGB"), ImageCms.Intent.PERCEPTUAL
+        )
+    rgb = np.asarray(converted)
+    height = round(rgb.shape[0] * width / rgb.shape[1])
+    return cv2.cvtColor(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(cv2.PSNR(a, b))
+
+
+@pytest.mark.parametrize("profile", WIDE)
+@pytest.mark.parametrize("source", ["jpeg", "png", "webp"])
+def test_wide_gamut_originals_become_srgb(tmp_path: Path, profile: str, source: str) -> None:
+    path = tagged(tmp_path, profile, source)
+    assert probe(str(path)).profile == (ICC / f"{profile}.icc").read_bytes()
+    expected = reference(path, profile, 200)
+    ours = decode(render(str(path), ImageParams(width=200), "png").data)
+    assert psnr(ours, expected) >= 35
+    ignored = cv2.resize(cv2.imread(str(path)), expected.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert psnr(ignored, expected) < 30  # what dropping the profile gave: the test can tell
+
+
+@pytest.mark.parametrize("output", ["jpeg", "webp", "png"])
+def test_every_output_format_is_converted(tmp_path: Path, output: str) -> None:
+    path = tagged(tmp_path, "DisplayP3-v4", "jpeg")
+    rendered = render(str(path), ImageParams(width=200, quality=100), output)
+    assert psnr(decode(rendered.data)[..., :3], reference(path, "DisplayP3-v4", 200)) >= 35
+    assert b"ICC_PROFILE" not in rendered.data and b"iCCP" not in rendered.data  # plain sRGB
+
+
+def test_srgb_tagged_and_untagged_originals_are_left_alone(tmp_path: Path) -> None:
+    pixels = vivid()
+    tagged_path = tagged(tmp_path, "sRGB-v4", "png", pixels)
+    untagged = tmp_path / "plain.png"
+    Image.fromarray(pixels).save(untagged)
+    a = decode(render(str(tagged_path), ImageParams(width=150), "png").data)
+    b = decode(render(str(untagged), ImageParams(width=150), "png").data)
+    assert np.array_equal(a, b)
+
+
+def test_grey_with_a_grey_profile_stays_grey(tmp_path: Path) -> None:
+    path = tmp_path / "grey.png"
+    ramp = np.tile(np.linspace(0, 255, 256, dtype=np.uint8), (64, 1))
+    Image.fromarray(ramp).save(path, icc_profile=(ICC / "sGrey-v4.icc").read_bytes())
+    out = decode(render(str(path), ImageParams(), "png").data)
+    assert out.ndim == 2 and np.abs(out.astype(int) - ramp).max() <= 1  # sGrey has sRGB's curve
+
+
+def test_alpha_survives_the_conversion(tmp_path: Path) -> None:
+    rgba = np.dstack((vivid(), np.tile(np.linspace(0, 255, 480, dtype=np.uint8), (320, 1))))
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path, icc_profile=(ICC / "DisplayP3-v4.icc").read_bytes())
+    out = decode(render(str(path), ImageParams(), "png").data)
+    assert out.shape[2] == 4 and np.array_equal(out[..., 3], rgba[..., 3])
+    assert psnr(out[..., :3], reference(path, "DisplayP3-v4", 480)) >= 35
+
+
+def test_a_broken_profile_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pixels = vivid()
+    plain = io.BytesIO()
+    Image.fromarray(pixels).save(plain, format="png")
+    path = tmp_path / "broken.png"
+    path.write_bytes(
+        with_chunk(plain.getvalue(), b"iCCP", b"junk\0\0" + zlib.compress(b"not a profile" * 20))
+    )
+    with caplog.at_level(logging.WARNING, logger="proxy.color"):
+        out = decode(render(str(path), ImageParams(), "png").data)
+    assert np.array_equal(out, cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
+    assert "unreadable ICC profile" in caplog.text
+
+
+def test_reduced_copies_are_srgb_too(client: FlaskClient, image_root: Path) -> None:
+    """A large tagged original: the second size renders from its reduced copy, converted once."""
+    big = cv2.resize(vivid(), (4200, 2800), interpolation=cv2.INTER_CUBIC)
+    Image.fromarray(big).save(
+        image_root / "big.jpg", quality=92, icc_profile=(ICC / "DisplayP3-v4.icc").read_bytes()
+    )
+    first = decode(client.get("/image/big.jpg?w=300&fmt=png").data)
+    second = decode(client.get("/image/big.jpg?w=301&fmt=png").data)  # from the copy now
+    third = decode(client.get("/image/big.jpg?w=300&fmt=png&q=81").data)
+    expected = reference(image_root / "big.jpg", "DisplayP3-v4", 300)
+    assert psnr(first, expected) >= 35 and psnr(third, expected) >= 35
+    assert second.shape[1] == 301
