@@ -48,6 +48,7 @@ bench: $(VENV)/.runtime $(VENV)/.bench .venv-thumbor/bin/thumbor
 	$(BIN)/python bench/backpressure.py
 	$(BIN)/python bench/sources.py
 	$(BIN)/python bench/color.py
+	$(BIN)/python bench/animation.py
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/peak_rss.py 24
 	$(BIN)/python bench/peak_rss.py 50

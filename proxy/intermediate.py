@@ -114,7 +114,7 @@ def render_reduced(
     """Render through the original's reduced copy when one is kept or now worth keeping."""
     info = info or probe(path)  # read once, passed on
     declared = oriented_size(info)
-    if declared is None or max(declared) < ELIGIBLE:
+    if declared is None or max(declared) < ELIGIBLE or info.frames > 1:  # a copy holds one frame
         return render(path, params, target, limits, info)
     data = store.get_blob(key)
     copy = Intermediate.from_bytes(data) if data is not None else None

@@ -21,11 +21,16 @@ class Limits:
     max_source_bytes: int = Settings.max_source_bytes
     max_output_pixels: int = Settings.max_output_pixels
     deadline: float | None = None  # time.monotonic() after which no stage starts
+    max_animation_frames: int = Settings.max_animation_frames
 
     @classmethod
     def from_settings(cls, settings: Settings, deadline: float | None = None) -> Limits:
         return cls(
-            settings.max_source_pixels, settings.max_source_bytes, settings.max_output_pixels, deadline
+            settings.max_source_pixels,
+            settings.max_source_bytes,
+            settings.max_output_pixels,
+            deadline,
+            settings.max_animation_frames,
         )
 
     def check_deadline(self) -> None:

@@ -21,7 +21,7 @@ from .errors import InvalidParameter
 from .formats import REQUESTABLE
 from .settings import Settings, SettingsError
 
-KNOWN = ("w", "h", "fit", "dpr", "fmt", "q", "bg", "preset", "sig")
+KNOWN = ("w", "h", "fit", "dpr", "fmt", "q", "bg", "frame", "preset", "sig")
 FITS = ("inside", "cover", "fill", "contain")
 DEFAULT_QUALITY = 82
 WHITE = (255, 255, 255, 255)
@@ -42,6 +42,7 @@ class ImageParams:
     fmt: str | None = None  # None: the source's own format; "auto": negotiated from Accept
     quality: int = DEFAULT_QUALITY
     background: tuple[int, int, int, int] = WHITE  # RGBA
+    frame: int | None = None  # one frame of an animation, 0-based, as a still; None: all of it
 
     def canonical(self) -> str:
         """A stable text form: equal for equivalent requests, different otherwise."""
@@ -52,9 +53,10 @@ class ImageParams:
         """The canonical form without the requested format, which the cache key replaces by the
         negotiated one (``fmt=webp`` and ``fmt=auto`` answered with WebP are one variant)."""
         r, g, b, a = self.background
+        frame = "" if self.frame is None else f"&frame={self.frame}"
         return (
             f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}"
-            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}"
+            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}"
         )
 
 
@@ -88,6 +90,7 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
         fmt=_choice("fmt", raw["fmt"], REQUESTABLE) if "fmt" in raw else None,
         quality=_quality("q", raw.get("q", str(DEFAULT_QUALITY))),
         background=_background("bg", raw.get("bg", "ffffff")),
+        frame=_frame("frame", raw["frame"], settings.max_animation_frames) if "frame" in raw else None,
     )
     if params.width is None or params.height is None:
         params = replace(params, fit="inside")  # with one side or none there is no box to fill
@@ -173,6 +176,13 @@ def _quality(name: str, raw: str) -> int:
     value = _integer(raw)
     if value is None or not 1 <= value <= 100:
         raise InvalidParameter(name, f"expected an integer within 1..100, got {raw!r}")
+    return value
+
+
+def _frame(name: str, raw: str, frames: int) -> int:
+    value = _integer(raw)
+    if value is None or value >= frames:
+        raise InvalidParameter(name, f"expected a frame number within 0..{frames - 1}, got {raw!r}")
     return value
 
 

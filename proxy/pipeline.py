@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from .color import to_srgb
 from .errors import InvalidParameter, SourceTooLarge, UnsupportedImage
-from .formats import Format, pick
+from .formats import FORMATS, SOURCE, Format, pick
 from .limits import Limits
 from .params import ImageParams
 from .probe import SourceInfo, probe
@@ -35,7 +35,7 @@ RGBA = tuple[int, int, int, int]
 DEFAULT_LIMITS = Limits()
 
 # Bump whenever the bytes produced for the same request change, so caches miss.
-PIPELINE_VERSION = "4"
+PIPELINE_VERSION = "5"
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -86,13 +86,16 @@ def render(
     """
     info = info or probe(path)
     check_source(info, limits)  # before a single pixel is allocated
+    animated = animated_output(info, params, target)
+    if animated is not None:
+        return render_animation(path, info, params, animated, limits)
     declared = oriented_size(info)
     reduction = 1
     if declared:
         geometry = plan_geometry(*declared, params)
         check_output(geometry, limits)
         reduction = jpeg_shrink_factor(declared, geometry) if info.format == "jpeg" else 1
-    image = decode(path, info, reduction)
+    image = decode(path, info, reduction) if not params.frame else decode_frame(path, info, params.frame)
     limits.check_deadline()
     height, width = image.shape[:2]
     source_size = declared if reduction > 1 and declared else _orient_size(width, height, info)
@@ -128,24 +131,96 @@ def finish(
     return Rendered(encode(image, plan.output, params.quality), plan.output)
 
 
+def animated_output(info: SourceInfo, params: ImageParams, target: str) -> Format | None:
+    """The format an animated original is served in as an animation, or None for a still.
+
+    WebP and AVIF animate; asked for nothing in particular, an animation is served as WebP.
+    JPEG and PNG (and ``?frame=N``) take one frame.
+    """
+    if info.frames < 2 or params.frame is not None:
+        return None
+    if target == SOURCE:
+        return FORMATS.get("webp")
+    return FORMATS[target] if target in ("webp", "avif") else None
+
+
+def render_animation(
+    path: str, info: SourceInfo, params: ImageParams, output: Format, limits: Limits = DEFAULT_LIMITS
+) -> Rendered:
+    """Every frame through STEPS, planned once; durations and loop count kept."""
+    declared = oriented_size(info)
+    if declared is None:
+        raise UnsupportedImage(f"the {info.format.upper()} animation declares no size")
+    plan = Plan(plan_geometry(*declared, params), info.orientation, output, params.background, info.profile)
+    check_output(plan.geometry, limits, info.frames)
+    with open(path, "rb") as file:
+        data = np.frombuffer(file.read(), np.uint8)
+    try:
+        ok, animation = cv2.imdecodeanimation(data, 0, limits.max_animation_frames + 1)
+    except (cv2.error, MemoryError):
+        ok = False
+    if not ok or not animation.frames:
+        raise UnsupportedImage(f"could not decode the {info.format.upper()} animation")
+    if len(animation.frames) > limits.max_animation_frames:  # the header said fewer
+        raise SourceTooLarge(f"the original has over {limits.max_animation_frames} frames")
+    frames = []
+    for frame in animation.frames:
+        for step in STEPS:
+            frame = step(frame, plan)
+        frames.append(_with_channels(frame, 4))  # one layout for every frame
+        limits.check_deadline()
+    result = cv2.Animation()
+    result.frames = frames
+    result.durations = animation.durations
+    result.loop_count = animation.loop_count
+    try:
+        ok, buffer = cv2.imencodeanimation(output.extension, result, output.encoder_flags(params.quality))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise InvalidParameter("fmt", f"cannot encode this animation as {output.name}")
+    return Rendered(buffer.tobytes(), output)
+
+
+def decode_frame(path: str, info: SourceInfo, frame: int) -> Image:
+    """Frame ``frame`` of an animation (0-based), composed as a viewer shows it, as a still."""
+    if frame >= info.frames:
+        raise InvalidParameter("frame", f"the original has {info.frames} frame{'s' * (info.frames > 1)}")
+    with open(path, "rb") as file:
+        data = np.frombuffer(file.read(), np.uint8)
+    try:
+        ok, animation = cv2.imdecodeanimation(data, frame, 1)
+    except (cv2.error, MemoryError):
+        ok = False
+    if not ok or not animation.frames:
+        raise UnsupportedImage(f"could not decode frame {frame} of the {info.format.upper()} source")
+    image: Image = animation.frames[0]
+    return image if has_alpha(image) else image[..., :3]
+
+
 def check_source(info: SourceInfo, limits: Limits) -> None:
     """413 for an original over the byte or declared-pixel limits (a decompression bomb)."""
+    if info.frames > limits.max_animation_frames:
+        raise SourceTooLarge(
+            f"the original declares {info.frames} frames, over the limit of {limits.max_animation_frames}"
+        )
+    if info.width and info.height and info.width * info.height * info.frames > limits.max_source_pixels:
+        raise SourceTooLarge(
+            f"the original declares {info.frames} frame(s) of {info.width}x{info.height} pixels, "
+            f"over the limit of {limits.max_source_pixels}"
+        )
     if info.bytes > limits.max_source_bytes:
         raise SourceTooLarge(
             f"the original has {info.bytes} bytes, over the limit of {limits.max_source_bytes}"
         )
-    if info.width and info.height and info.width * info.height > limits.max_source_pixels:
-        raise SourceTooLarge(
-            f"the original declares {info.width}x{info.height} pixels, "
-            f"over the limit of {limits.max_source_pixels}"
-        )
 
 
-def check_output(geometry: Geometry, limits: Limits) -> None:
+def check_output(geometry: Geometry, limits: Limits, frames: int = 1) -> None:
     width, height = geometry.canvas or (geometry.crop[2:] if geometry.crop else geometry.size)
-    if width * height > limits.max_output_pixels:
+    if width * height * frames > limits.max_output_pixels:
+        size = f"{width}x{height}" + (f" x {frames} frames" if frames > 1 else "")
         raise InvalidParameter(
-            "w", f"the result would be {width}x{height}, over {limits.max_output_pixels} pixels; ask for less"
+            "w", f"the result would be {size}, over {limits.max_output_pixels} pixels; ask for less"
         )
 
 

@@ -17,6 +17,8 @@ from typing import BinaryIO
 
 from .errors import NotFound, UnsupportedImage
 
+MAX_SCAN = 64 << 20  # bytes of a GIF read to count its frames (the source limit is lower by default)
+MAX_FRAMES = 100_000  # counting stops past this many: any limit is far below
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_ORIENTATION = 256, 257, 274
 _MAX_IFD_ENTRIES = 1024
@@ -36,6 +38,7 @@ class SourceInfo:
     bytes: int = 0  # file size
     profile: Profile | None = None  # the embedded ICC profile (JPEG APP2, PNG iCCP, WebP ICCP)
     transparent: int | None = None  # PNG grey + tRNS: the sample value that is transparent
+    frames: int = 1  # GIF, WebP and APNG animations: how many frames the file declares
 
     @property
     def transposed(self) -> bool:
@@ -69,7 +72,7 @@ def _sniff(file: BinaryIO) -> SourceInfo | None:
         return _webp(file)
     if head[:6] in (b"GIF87a", b"GIF89a"):
         width, height = struct.unpack_from("<HH", head, 6)
-        return SourceInfo("gif", width, height)
+        return SourceInfo("gif", width, height, frames=_gif_frames(file.read(MAX_SCAN)))
     if head[:2] == b"BM":
         width, height = struct.unpack_from("<ii", head, 18)
         return SourceInfo("bmp", abs(width), abs(height))
@@ -78,6 +81,33 @@ def _sniff(file: BinaryIO) -> SourceInfo | None:
     if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
         return _avif(file.read(1 << 16))
     return None
+
+
+def _gif_frames(data: bytes) -> int:
+    """Image descriptors in a GIF, counted by walking its blocks (no pixel is decoded).
+
+    Stops at the trailer, at a cut, or past ``MAX_FRAMES``; a malformed file counts what it has.
+    """
+    if len(data) < 13:
+        return 1
+    at = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # after the global colour table
+    frames = 0
+    while at < len(data) and frames <= MAX_FRAMES:
+        kind = data[at]
+        if kind == 0x2C:  # image descriptor: 9 bytes, a local colour table, LZW code size, data
+            if at + 10 > len(data):
+                break
+            packed = data[at + 9]
+            at += 10 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0) + 1
+            frames += 1
+        elif kind == 0x21:  # extension: label, then sub-blocks
+            at += 2
+        else:  # 0x3B trailer, or garbage
+            break
+        while at < len(data) and data[at]:  # sub-blocks, each length-prefixed, to a zero length
+            at += data[at] + 1
+        at += 1
+    return max(frames, 1)
 
 
 def _malformed(kind: str) -> UnsupportedImage:
@@ -123,6 +153,7 @@ def _png(file: BinaryIO) -> SourceInfo:
     orientation = 1
     profile = None
     transparent = None
+    frames = 1
     while header := file.read(8):
         if len(header) < 8:
             break
@@ -140,6 +171,9 @@ def _png(file: BinaryIO) -> SourceInfo:
         elif kind == b"eXIf" and length <= 1 << 20:
             orientation = _tiff_tags(file.read(length)).get(_TIFF_ORIENTATION, 1)
             file.seek(4, 1)
+        elif kind == b"acTL" and length >= 8:  # APNG: number of frames, number of plays
+            (frames,) = struct.unpack(">I", file.read(4))
+            file.seek(length - 4 + 4, 1)
         elif kind == b"iCCP" and length <= 1 << 20:  # name, NUL, method 0, zlib data
             profile = _inflate(file.read(length).partition(b"\0")[2][1:])
             file.seek(4, 1)
@@ -151,7 +185,15 @@ def _png(file: BinaryIO) -> SourceInfo:
         raise _malformed("PNG")
     orientation = _valid_orientation(orientation)
     return SourceInfo(
-        "png", width, height, orientation, channels, depth, profile=profile, transparent=transparent
+        "png",
+        width,
+        height,
+        orientation,
+        channels,
+        depth,
+        profile=profile,
+        transparent=transparent,
+        frames=frames,
     )
 
 
@@ -160,10 +202,12 @@ def _webp(file: BinaryIO) -> SourceInfo:
     width = height = None
     orientation = 1
     profile = None
+    frames = 0
     while header := file.read(8):
         if len(header) < 8:
             break
         kind, length = struct.unpack("<4sI", header)
+        frames += kind == b"ANMF"
         data = file.read(min(length, 1 << 20) if kind in (b"EXIF", b"ICCP") else min(length, 30))
         if kind == b"VP8X" and len(data) >= 10:
             width = 1 + int.from_bytes(data[4:7], "little")
@@ -181,7 +225,8 @@ def _webp(file: BinaryIO) -> SourceInfo:
         file.seek(length + (length & 1) - len(data), 1)  # chunks are padded to even sizes
     if width is None or height is None:
         raise _malformed("WebP")
-    return SourceInfo("webp", width, height, _valid_orientation(orientation), profile=profile)
+    orientation = _valid_orientation(orientation)
+    return SourceInfo("webp", width, height, orientation, profile=profile, frames=max(frames, 1))
 
 
 def _avif(data: bytes) -> SourceInfo:

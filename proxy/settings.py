@@ -68,7 +68,8 @@ class Settings:
     max_dimension: int = 8192  # pixels; largest w or h accepted, after dpr
     max_source_pixels: int = 50_000_000  # pixels an original may declare (width x height)
     max_source_bytes: int = 50_000_000  # bytes an original file may have
-    max_output_pixels: int = 50_000_000  # pixels a result may have
+    max_output_pixels: int = 50_000_000  # pixels a result may have (all frames of an animation)
+    max_animation_frames: int = 100  # frames an animated original may declare
     secret: str | None = field(default=None, repr=False)  # HMAC key; set: every URL must be signed
     secret_previous: str | None = field(default=None, repr=False)  # still accepted, while rotating
     presets: Presets = field(default_factory=lambda: MappingProxyType({}))  # named parameter sets
@@ -101,7 +102,13 @@ class Settings:
             raise SettingsError(f"{PREFIX}MAX_AGE: must be >= 0 seconds, got {self.max_age}")
         if not 1 <= self.max_dimension <= 65500:
             raise SettingsError(f"{PREFIX}MAX_DIMENSION: must be within 1..65500, got {self.max_dimension}")
-        for name in ("max_source_pixels", "max_source_bytes", "max_output_pixels", "max_transforms"):
+        for name in (
+            "max_source_pixels",
+            "max_source_bytes",
+            "max_output_pixels",
+            "max_animation_frames",
+            "max_transforms",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be at least 1, got {getattr(self, name)}")
         if self.transform_queue < 0:
@@ -263,6 +270,7 @@ _PARSERS = {
     "max_source_pixels": _parse_int,
     "max_source_bytes": parse_size,
     "max_output_pixels": _parse_int,
+    "max_animation_frames": _parse_int,
     "secret": _parse_text,
     "secret_previous": _parse_text,
     "presets": parse_presets,

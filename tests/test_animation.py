@@ -1,0 +1,116 @@
+"""Animated originals: served as animations in WebP and AVIF, one frame in JPEG, PNG or ?frame=N."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+from PIL import Image
+
+from proxy.errors import InvalidParameter, SourceTooLarge
+from proxy.formats import FORMATS
+from proxy.params import ImageParams
+from proxy.pipeline import render
+from proxy.probe import probe
+
+from .images import decode
+
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]  # RGB, one per frame
+DURATIONS = [100, 200, 300, 400]
+
+
+def animation(fmt: str, size: tuple[int, int] = (240, 160), frames: int = 4, loop: int = 2) -> bytes:
+    """Solid frames of COLOURS, each with its own duration, saved by Pillow."""
+    images = [Image.new("RGB", size, COLOURS[n % len(COLOURS)]) for n in range(frames)]
+    durations = [DURATIONS[n % len(DURATIONS)] for n in range(frames)]
+    buffer = io.BytesIO()
+    options = {"lossless": True} if fmt == "WEBP" else {}
+    images[0].save(
+        buffer, fmt, save_all=True, append_images=images[1:], duration=durations, loop=loop, **options
+    )
+    return buffer.getvalue()
+
+
+def frames_of(data: bytes) -> tuple[list[np.ndarray], list[int], int]:
+    ok, decoded = cv2.imdecodeanimation(np.frombuffer(data, np.uint8))
+    assert ok
+    return list(decoded.frames), [int(d) for d in decoded.durations], int(decoded.loop_count)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> str:
+    (tmp_path / name).write_bytes(data)
+    return str(tmp_path / name)
+
+
+@pytest.mark.parametrize(("source", "name"), [("GIF", "a.gif"), ("WEBP", "a.webp"), ("PNG", "a.png")])
+@pytest.mark.parametrize("target", ["source", "webp", "avif"])
+def test_animations_stay_animated(tmp_path: Path, source: str, name: str, target: str) -> None:
+    if target == "avif" and "avif" not in FORMATS:
+        pytest.skip("this OpenCV build cannot write AVIF")
+    original = animation(source)
+    path = write(tmp_path, name, original)
+    assert probe(path).frames == 4
+    rendered = render(path, ImageParams(width=120), target)
+    assert rendered.format.name == ("webp" if target == "source" else target)
+    frames, durations, loop = frames_of(rendered.data)
+    plays = frames_of(original)[2]  # GIF counts repeats, WebP plays: as OpenCV reads the original
+    assert len(frames) == 4 and durations == DURATIONS
+    assert loop == plays > 0 or target == "avif"  # OpenCV's AVIF writer records no loop count
+    for frame, (r, g, b) in zip(frames, COLOURS, strict=True):
+        assert frame.shape[:2] == (80, 120)
+        assert np.abs(frame[40, 60, :3].astype(int) - (b, g, r)).max() <= 12  # lossy, but that colour
+
+
+@pytest.mark.parametrize("target", ["png", "jpeg"])
+def test_still_formats_take_the_first_frame(tmp_path: Path, target: str) -> None:
+    path = write(tmp_path, "a.gif", animation("GIF"))
+    image = decode(render(path, ImageParams(width=60), target).data)
+    assert image.shape[:2] == (40, 60) and np.abs(image[20, 30, :3].astype(int) - (0, 0, 255)).max() <= 3
+
+
+def test_one_frame_is_asked_for_by_number(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.gif", animation("GIF"))
+    for number, (r, g, b) in enumerate(COLOURS):
+        rendered = render(path, ImageParams(width=60, frame=number), "source")
+        image = decode(rendered.data)
+        assert rendered.format.name == "png" and image.ndim == 3  # a still
+        assert np.abs(image[20, 30, :3].astype(int) - (b, g, r)).max() <= 3
+    with pytest.raises(InvalidParameter, match="4 frames"):
+        render(path, ImageParams(frame=4), "png")
+
+
+def test_too_many_frames_are_refused_before_decoding(tmp_path: Path) -> None:
+    path = write(tmp_path, "long.gif", animation("GIF", size=(16, 16), frames=1000))
+    assert probe(path).frames == 1000
+    started = time.perf_counter()
+    with pytest.raises(SourceTooLarge, match="1000 frames"):
+        render(path, ImageParams(width=8), "webp")
+    assert time.perf_counter() - started < 0.2
+
+
+def test_frames_count_against_the_pixel_limit(tmp_path: Path) -> None:
+    from proxy.limits import Limits
+
+    path = write(tmp_path, "a.gif", animation("GIF", size=(100, 100)))  # 4 x 10,000 pixels
+    assert render(path, ImageParams(), "webp", Limits(max_source_pixels=40_000)).data
+    with pytest.raises(SourceTooLarge):
+        render(path, ImageParams(), "webp", Limits(max_source_pixels=39_999))
+    with pytest.raises(InvalidParameter, match="4 frames"):
+        render(path, ImageParams(), "webp", Limits(max_output_pixels=39_999))
+
+
+def test_animations_over_http(client: FlaskClient, image_root: Path) -> None:
+    (image_root / "moving.gif").write_bytes(animation("GIF"))
+    response = client.get("/image/moving.gif?w=100")
+    assert response.status_code == 200 and response.mimetype == "image/webp"
+    assert len(frames_of(response.data)[0]) == 4
+    still = client.get("/image/moving.gif?w=100&frame=2")
+    assert still.status_code == 200 and still.mimetype == "image/png"
+    assert client.get("/image/moving.gif?frame=x").get_json()["parameter"] == "frame"
+    assert client.get("/image/moving.gif?frame=100").status_code == 400  # over PROXY_MAX_ANIMATION_FRAMES
+    assert client.get("/image/moving.gif?frame=7").status_code == 400  # over the original's own
