@@ -39,6 +39,8 @@ def mounted(settings: Settings, upstream: WebOriginals, **changes: object) -> Fl
     mounts += [f"hop/={base}redirect/2/", f"far/={base}redirect/4/"]
     mounts += [
         f"away/={base}away/localhost:{upstream.server_address[1]}/",
+        f"metadata/={base}away/169.254.169.254/",
+        f"loopback/={base}away/127.0.0.1:9/",  # the same address, another port: another origin
         f"={settings.image_root.as_uri()}",
     ]
     source = parse_source("PROXY_SOURCE", ",".join(mounts))
@@ -126,8 +128,9 @@ def test_redirects_are_followed_and_checked(settings: Settings, upstream: WebOri
     client = mounted(settings, upstream)
     assert client.get("/image/hop/photo.jpg?w=10").status_code == 200
     assert upstream.gets["/redirect/0/photo.jpg"] == 1
-    refused = client.get("/image/away/photo.jpg?w=10")  # to another host, which is loopback
-    assert refused.status_code == 403 and "may not be fetched" in refused.get_json()["error"]
+    for mount in ("away", "metadata", "loopback"):  # redirects to internal addresses
+        refused = client.get(f"/image/{mount}/photo.jpg?w=10")
+        assert refused.status_code == 403 and "may not be fetched" in refused.get_json()["error"]
     assert upstream.gets["/img/photo.jpg"] == 1  # the hop to "localhost" was never made
     allowed = mounted(settings, upstream, allow_private_addresses=True)
     assert allowed.get("/image/away/photo.jpg?w=10").status_code == 200
