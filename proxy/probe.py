@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -20,7 +21,7 @@ from .errors import NotFound, UnsupportedImage
 MAX_SCAN = 64 << 20  # bytes of a GIF read to count its frames (the source limit is lower by default)
 MAX_FRAMES = 100_000  # counting stops past this many: any limit is far below
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_ORIENTATION = 256, 257, 274
+_TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_ORIENTATION, _TIFF_ICC = 256, 257, 274, 34675
 _MAX_IFD_ENTRIES = 1024
 
 
@@ -36,7 +37,7 @@ class SourceInfo:
     channels: int | None = None  # JPEG: 1 gray, 3 YCbCr, 4 CMYK; PNG: 1 gray, 3 colour, +1 with alpha
     depth: int = 8  # bits per sample (PNG: 16 possible)
     bytes: int = 0  # file size
-    profile: Profile | None = None  # the embedded ICC profile (JPEG APP2, PNG iCCP, WebP ICCP)
+    profile: Profile | None = None  # the embedded ICC profile (JPEG, PNG, WebP, TIFF, AVIF)
     transparent: int | None = None  # PNG grey + tRNS: the sample value that is transparent
     frames: int = 1  # GIF, WebP and APNG animations: how many frames the file declares
 
@@ -236,7 +237,12 @@ def _avif(data: bytes) -> SourceInfo:
     if not sizes:
         raise _malformed("AVIF")
     width, height = max(sizes, key=lambda size: size[0] * size[1])
-    return SourceInfo("avif", width, height)
+    profile = None
+    for at in _isobmff_boxes(data, 0, len(data), b"colr"):  # colour type, then an ICC profile
+        if data[at : at + 4] in (b"prof", b"rICC"):
+            (size,) = struct.unpack_from(">I", data, at - 8)
+            profile = data[at + 4 : at - 8 + size]
+    return SourceInfo("avif", width, height, profile=profile)
 
 
 def _isobmff_boxes(data: bytes, start: int, end: int, wanted: bytes) -> list[int]:
@@ -267,29 +273,41 @@ def _tiff(data: bytes) -> SourceInfo:
     if _TIFF_WIDTH not in tags or _TIFF_HEIGHT not in tags:
         raise _malformed("TIFF")
     orientation = _valid_orientation(tags.get(_TIFF_ORIENTATION, 1))
-    return SourceInfo("tiff", tags[_TIFF_WIDTH], tags[_TIFF_HEIGHT], orientation)
+    profile = None
+    for tag, kind, count, at in _tiff_entries(data):
+        if tag == _TIFF_ICC and kind == 7 and count > 4:  # UNDEFINED bytes, stored at an offset
+            (offset,) = struct.unpack_from(("<" if data[:2] == b"II" else ">") + "I", data, at + 8)
+            profile = data[offset : offset + count] if offset + count <= len(data) else None
+    return SourceInfo("tiff", tags[_TIFF_WIDTH], tags[_TIFF_HEIGHT], orientation, profile=profile)
 
 
 def _tiff_tags(data: bytes) -> dict[int, int]:
     """The integer tags of a TIFF structure's first IFD (also the layout of an EXIF block)."""
+    order = "<" if data[:2] == b"II" else ">"
+    tags: dict[int, int] = {}
+    for tag, kind, _, at in _tiff_entries(data):
+        if kind == 3:  # SHORT
+            (tags[tag],) = struct.unpack_from(order + "H", data, at + 8)
+        elif kind == 4:  # LONG
+            (tags[tag],) = struct.unpack_from(order + "I", data, at + 8)
+    return tags
+
+
+def _tiff_entries(data: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """Tag, type, count and offset of each entry of a TIFF structure's first IFD."""
     if len(data) < 8 or data[:2] not in (b"II", b"MM"):
-        return {}
+        return
     order = "<" if data[:2] == b"II" else ">"
     (offset,) = struct.unpack_from(order + "I", data, 4)
     if offset + 2 > len(data):
-        return {}
+        return
     (count,) = struct.unpack_from(order + "H", data, offset)
-    tags: dict[int, int] = {}
     for i in range(min(count, _MAX_IFD_ENTRIES)):
         entry = offset + 2 + 12 * i
         if entry + 12 > len(data):
-            break
-        tag, kind, _ = struct.unpack_from(order + "HHI", data, entry)
-        if kind == 3:  # SHORT
-            (tags[tag],) = struct.unpack_from(order + "H", data, entry + 8)
-        elif kind == 4:  # LONG
-            (tags[tag],) = struct.unpack_from(order + "I", data, entry + 8)
-    return tags
+            return
+        tag, kind, values = struct.unpack_from(order + "HHI", data, entry)
+        yield tag, kind, values, entry
 
 
 def _inflate(data: bytes, limit: int = 1 << 22) -> bytes | None:

@@ -21,8 +21,8 @@ from .images import decode, photo, with_chunk
 
 ICC = Path(__file__).parent / "data" / "icc"
 WIDE = ["DisplayP3-v4", "AdobeCompat-v4", "ProPhoto-v4", "Rec2020-v4", "DisplayP3-v2-micro"]
-SAVE = {"jpeg": {"quality": 95}, "png": {}, "webp": {"lossless": True}}
-EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
+SAVE = {"jpeg": {"quality": 95}, "png": {}, "webp": {"lossless": True}, "tiff": {}, "avif": {"quality": 95}}
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "tiff": "tif", "avif": "avif"}
 
 
 def vivid(width: int = 480, height: int = 320) -> np.ndarray:
@@ -57,7 +57,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("profile", WIDE)
-@pytest.mark.parametrize("source", ["jpeg", "png", "webp"])
+@pytest.mark.parametrize("source", ["jpeg", "png", "webp", "tiff", "avif"])
 def test_wide_gamut_originals_become_srgb(tmp_path: Path, profile: str, source: str) -> None:
     path = tagged(tmp_path, profile, source)
     assert probe(str(path)).profile == (ICC / f"{profile}.icc").read_bytes()
