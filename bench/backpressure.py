@@ -83,9 +83,9 @@ def main() -> None:
         render = statistics.median(seconds for _, _, seconds in solo)
         clients = min(160, math.ceil(2 * wait * slots / render) + slots)
         assert timed_get(server.port, "/image/page.jpg?w=120")[0] == 200
-        probe = HitProbe(server.port, "/image/page.jpg?w=120", args.seconds)
-        results, seconds = storm(server.port, clients, args.seconds, heavy)
-        latencies, answers = probe.result()
+        with HitProbe(server.port, "/image/page.jpg?w=120", args.seconds) as probe:
+            results, seconds = storm(server.port, clients, args.seconds, heavy)
+            latencies, answers = probe.result()
         served = sum(status == 200 for status, _, _ in results) / seconds
         metrics = server.request("GET", "/metrics")[2].decode()
         refusals = {

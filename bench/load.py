@@ -97,6 +97,15 @@ class HitProbe:
         report = json.loads(self._process.communicate(timeout=120)[0])
         return report["latencies"], report["answers"]
 
+    def __enter__(self) -> HitProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """However the load around it ended, the probe's process does not outlive it."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]

@@ -92,9 +92,9 @@ def miss_storm(port: int, seconds: float, hit: str) -> Storm:
     assert all(status == 200 for status, _, _ in solo)
     render = statistics.median(seconds for _, _, seconds in solo)
     clients = min(160, math.ceil(2 * WAIT * SLOTS / render) + SLOTS)  # about twice what fits in WAIT
-    probe = HitProbe(port, hit, seconds)
-    results, took = storm(port, clients, seconds, heavy)
-    latencies, answers = probe.result()
+    with HitProbe(port, hit, seconds) as probe:
+        results, took = storm(port, clients, seconds, heavy)
+        latencies, answers = probe.result()
     served = sum(status == 200 for status, _, _ in results)
     result = Storm(len(solo) / solo_seconds, render, clients, results, served / took, latencies, answers)
     print(
