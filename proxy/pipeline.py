@@ -21,8 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+from PIL import Image as PILImage
 
-from .color import to_srgb
+from .color import cmyk_to_bgr, to_srgb
 from .errors import InvalidParameter, SourceTooLarge, UnsupportedImage
 from .formats import FORMATS, SOURCE, Format, pick
 from .limits import Limits
@@ -35,7 +36,7 @@ RGBA = tuple[int, int, int, int]
 DEFAULT_LIMITS = Limits()
 
 # Bump whenever the bytes produced for the same request change, so caches miss.
-PIPELINE_VERSION = "5"
+PIPELINE_VERSION = "6"
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -257,6 +258,8 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
         flags = base | cv2.IMREAD_IGNORE_ORIENTATION
     else:
         flags = cv2.IMREAD_UNCHANGED  # keeps alpha and 16 bits
+    if info.format == "jpeg" and info.channels == 4:
+        return _decode_cmyk(path, info, reduction)
     try:
         if info.format == "jpeg":  # shrink-on-decode ran 1-1.5 ms (~5%) faster from memory
             with open(path, "rb") as file:
@@ -277,6 +280,21 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
     if image.ndim == 3 and image.shape[2] == 4 and not has_alpha(image):
         image = image[..., :3]
     return image
+
+
+def _decode_cmyk(path: str, info: SourceInfo, reduction: int) -> Image:
+    """A CMYK or YCCK JPEG, through Pillow (OpenCV would drop the ink values' meaning), shrunk on
+    decode as libjpeg allows, then from its profile, or a press profile, to sRGB."""
+    try:
+        with PILImage.open(path) as original:
+            if reduction > 1 and original.width and original.height:
+                original.draft("CMYK", (-(-original.width // reduction), -(-original.height // reduction)))
+            original.load()
+            if original.mode != "CMYK":
+                raise UnsupportedImage("a four-channel JPEG that is not CMYK")
+            return cmyk_to_bgr(original, info.profile)
+    except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):
+        raise UnsupportedImage("could not decode the CMYK JPEG source") from None
 
 
 def _keyed_alpha(image: Image, value: int, depth: int) -> Image:

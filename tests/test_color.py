@@ -44,8 +44,9 @@ def reference(path: Path, profile: str, width: int) -> np.ndarray:
     """LittleCMS's own conversion of the full-size image to sRGB, then resized: BGR."""
     with Image.open(path) as original:
         source = ImageCms.ImageCmsProfile(str(ICC / f"{profile}.icc"))
+        pixels = original if original.mode == "CMYK" else original.convert("RGB")
         converted = ImageCms.profileToProfile(
-            original.convert("RGB"), source, ImageCms.createProfile("sRGB"), ImageCms.Intent.PERCEPTUAL
+            pixels, source, ImageCms.createProfile("sRGB"), ImageCms.Intent.PERCEPTUAL, outputMode="RGB"
         )
     rgb = np.asarray(converted)
     height = round(rgb.shape[0] * width / rgb.shape[1])
@@ -129,3 +130,28 @@ def test_reduced_copies_are_srgb_too(client: FlaskClient, image_root: Path) -> N
     expected = reference(image_root / "big.jpg", "DisplayP3-v4", 300)
     assert psnr(first, expected) >= 35 and psnr(third, expected) >= 35
     assert second.shape[1] == 301
+
+
+def cmyk_jpeg(tmp_path: Path, name: str, size: tuple[int, int], embed: bool) -> Path:
+    """Smooth ink coverage in all four channels, as a print workflow's JPEG holds it."""
+    inks = cv2.resize(vivid(), size, interpolation=cv2.INTER_CUBIC)
+    black = (255 - inks.max(axis=2)) // 2
+    cmyk = Image.fromarray(np.dstack((255 - inks, black)).astype(np.uint8), "CMYK")
+    path = tmp_path / name
+    extra = {"icc_profile": (ICC / "CGATS001Compat-v2-micro.icc").read_bytes()} if embed else {}
+    cmyk.save(path, "JPEG", quality=95, **extra)
+    return path
+
+
+@pytest.mark.parametrize("embed", [True, False])
+@pytest.mark.parametrize("size", [(480, 320), (3200, 2000)])  # the large one shrinks on decode
+def test_cmyk_jpegs_go_through_their_profile_or_a_press_one(
+    tmp_path: Path, embed: bool, size: tuple[int, int]
+) -> None:
+    path = cmyk_jpeg(tmp_path, "ink.jpg", size, embed)
+    assert probe(str(path)).channels == 4
+    expected = reference(path, "CGATS001Compat-v2-micro", 200)  # the bundled default, when untagged
+    ours = decode(render(str(path), ImageParams(width=200), "png").data)
+    assert psnr(ours, expected) >= 35
+    naive = cv2.resize(cv2.imread(str(path)), expected.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert psnr(naive, expected) < 30  # OpenCV's own CMYK conversion: the test can tell
