@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import zlib
 from pathlib import Path
 
@@ -155,3 +156,26 @@ def test_cmyk_jpegs_go_through_their_profile_or_a_press_one(
     assert psnr(ours, expected) >= 35
     naive = cv2.resize(cv2.imread(str(path)), expected.shape[1::-1], interpolation=cv2.INTER_AREA)
     assert psnr(naive, expected) < 30  # OpenCV's own CMYK conversion: the test can tell
+
+
+def swapped_primaries() -> bytes:
+    """sRGB with its red and blue colorants exchanged: what such a file stores as red is blue."""
+    data = bytearray((ICC / "sRGB-v4.icc").read_bytes())
+    (count,) = struct.unpack_from(">I", data, 128)
+    tags = {}
+    for i in range(count):
+        signature, offset, size = struct.unpack_from(">4sII", data, 132 + 12 * i)
+        tags[signature] = (i, offset, size)
+    (red, *red_at), (blue, *blue_at) = tags[b"rXYZ"], tags[b"bXYZ"]
+    struct.pack_into(">4sII", data, 132 + 12 * red, b"rXYZ", *blue_at)
+    struct.pack_into(">4sII", data, 132 + 12 * blue, b"bXYZ", *red_at)
+    data[84:100] = bytes(16)  # the profile ID no longer matches; zero means "not computed"
+    return bytes(data)
+
+
+@pytest.mark.parametrize("output", ["png", "jpeg", "webp"])
+def test_a_profile_that_swaps_primaries_is_obeyed(tmp_path: Path, output: str) -> None:
+    path = tmp_path / "swapped.png"
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(path, icc_profile=swapped_primaries())
+    pixel = decode(render(str(path), ImageParams(quality=100), output).data)[32, 32, :3].astype(int)
+    assert np.abs(pixel - (255, 0, 0)).max() <= 8  # BGR: blue, as the profile says
