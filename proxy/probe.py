@@ -21,6 +21,7 @@ from .errors import NotFound, UnsupportedImage
 MAX_SCAN = 64 << 20  # bytes of a GIF read to count its frames (the source limit is lower by default)
 MAX_FRAMES = 100_000  # counting stops past this many: any limit is far below
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_ISOBMFF_CONTAINERS = (b"meta", b"iprp", b"ipco", b"moov", b"trak", b"mdia", b"minf", b"stbl")
 _TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_ORIENTATION, _TIFF_ICC = 256, 257, 274, 34675
 _MAX_IFD_ENTRIES = 1024
 
@@ -242,11 +243,15 @@ def _avif(data: bytes) -> SourceInfo:
         if data[at : at + 4] in (b"prof", b"rICC"):
             (size,) = struct.unpack_from(">I", data, at - 8)
             profile = data[at + 4 : at - 8 + size]
-    return SourceInfo("avif", width, height, profile=profile)
+    # An image sequence ("avis") also has tracks: a sample per frame, counted in each track's stsz
+    # (version and flags, a sample size, then the count). A still has none.
+    counts = [struct.unpack_from(">I", data, at + 8)[0] for at in _isobmff_boxes(data, 0, len(data), b"stsz")]
+    return SourceInfo("avif", width, height, profile=profile, frames=max(counts, default=1) or 1)
 
 
 def _isobmff_boxes(data: bytes, start: int, end: int, wanted: bytes) -> list[int]:
-    """Payload offsets of every ``wanted`` box under ``meta``/``iprp``/``ipco`` in an ISOBMFF file."""
+    """Payload offsets of every ``wanted`` box, looking inside the containers that hold image
+    properties (``meta``/``iprp``/``ipco``) and sample tables (``moov``/``trak``/.../``stbl``)."""
     found: list[int] = []
     at = start
     while at + 8 <= end:
@@ -261,7 +266,7 @@ def _isobmff_boxes(data: bytes, start: int, end: int, wanted: bytes) -> list[int
             break
         if kind == wanted and size >= header + 12:
             found.append(at + header)
-        elif kind in (b"meta", b"iprp", b"ipco"):
+        elif kind in _ISOBMFF_CONTAINERS:
             skip = 4 if kind == b"meta" else 0  # meta is a FullBox: version and flags first
             found += _isobmff_boxes(data, at + header + skip, at + size, wanted)
         at += size
