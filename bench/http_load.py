@@ -32,11 +32,14 @@ from pathlib import Path
 import cv2
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "deploy"))
 
 from nginx_local import write_config  # noqa: E402
 from transform import photographic  # noqa: E402
+
+from tests.server import gunicorn_command  # noqa: E402
 
 HIT = "/image/hubble_deep_field.jpg?w=600&fmt=webp"
 MISS_LUA = """
@@ -110,17 +113,7 @@ def wait_for(port: int, path: str = "/", timeout: float = 30) -> None:
 def gunicorn(app: str, env: dict[str, str], *extra: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            *extra,
-            app,
-        ],
+        gunicorn_command(f"127.0.0.1:{port}", *extra, app=app),
         cwd=REPO,
         # No access log for any of them: the baselines have none (it costs the origin ~11%).
         env={**os.environ, "GUNICORN_JSON_ACCESSLOG": "0", "PYTHONPATH": f"{REPO}:{REPO / 'bench'}", **env},

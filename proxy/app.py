@@ -37,7 +37,6 @@ class Origin:
     settings: Settings
     store: SourceStore
     cache: VariantCache
-    copies: VariantCache | None  # local copies of remote originals, when there are remote mounts
     urls: UrlStore | None  # /url/, when PROXY_URL_HOSTS allows any host
     gate: TransformGate
     parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
@@ -70,7 +69,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         store=open_store(settings, copies),
         cache=VariantCache(settings.cache_dir, settings.cache_size, memory=settings.memory_cache_size),
-        copies=copies,
         urls=UrlStore(copies, settings) if copies is not None and settings.url_hosts else None,
         gate=TransformGate(
             gate_directory(settings.cache_dir),

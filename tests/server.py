@@ -63,7 +63,7 @@ class Server:
         self.out.unlink(missing_ok=True)
 
 
-def gunicorn_command(bind: str, *extra: str) -> list[str]:
+def gunicorn_command(bind: str, *extra: str, app: str = "proxy.app:create_app()") -> list[str]:
     """How a deployment starts the origin (README), from the repository root."""
     return [
         sys.executable,
@@ -74,7 +74,7 @@ def gunicorn_command(bind: str, *extra: str) -> list[str]:
         "--bind",
         bind,
         *extra,
-        "proxy.app:create_app()",
+        app,
     ]
 
 

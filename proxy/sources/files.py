@@ -21,7 +21,8 @@ class FileStore:
         self._root = str(self.root)
 
     def resolve(self, image_id: str, key: str | None = None) -> Source:
-        parts = check_id(image_id if key is None else key)  # again: a FileStore is safe on its own
+        # Alone, a FileStore checks the id; behind MountedStore, ``key`` is the rest of an id it checked.
+        parts = check_id(image_id) if key is None else key.split("/")
         try:
             path, info = self._walk(parts)
         except (OSError, ValueError):  # missing, unreadable, a symlink loop

@@ -142,9 +142,8 @@ class RemoteStore:
 
     def _fetch(self, image_id: str, key: str, record: Record | None) -> tuple[Record, bytes | None]:
         """Conditionally if a copy is known; the new record, and the bytes if they were fetched."""
-        known = record is not None and record.etag is not None
         try:
-            fetched = self.upstream.fetch(key, record.etag if known and record else None, self._limit)
+            fetched = self.upstream.fetch(key, record.etag if record else None, self._limit)
         except Missing:
             self._copies.delete(_record_key(image_id))
             self._copies.set_value(_missing_key(image_id), True, expire=NEGATIVE_TTL)
