@@ -14,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 from PIL import Image, ImageCms
 
+from proxy.icc import matrix_shaper
 from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.probe import probe
@@ -179,3 +180,35 @@ def test_a_profile_that_swaps_primaries_is_obeyed(tmp_path: Path, output: str) -
     Image.new("RGB", (64, 64), (255, 0, 0)).save(path, icc_profile=swapped_primaries())
     pixel = decode(render(str(path), ImageParams(quality=100), output).data)[32, 32, :3].astype(int)
     assert np.abs(pixel - (255, 0, 0)).max() <= 8  # BGR: blue, as the profile says
+
+
+def test_sixteen_bit_originals_keep_their_precision_through_the_conversion(tmp_path: Path) -> None:
+    """A dark 16-bit ramp in Rec.2020, whose curve is 2.9x less steep than sRGB's near black:
+    rounded to 8 bits first it keeps 5 input levels and so at most 5 output levels, with gaps;
+    converted from all 16 bits it keeps every output level between."""
+    ramp = np.tile(np.linspace(0, 1000, 512).astype(np.uint16), (8, 1))
+    stored = cv2.merge([ramp, ramp, ramp])
+    icc = (ICC / "Rec2020-v4.icc").read_bytes()
+    ok, png = cv2.imencode(".png", stored)
+    path = tmp_path / "dark16.png"
+    path.write_bytes(with_chunk(png.tobytes(), b"iCCP", b"Rec2020\0\0" + zlib.compress(icc)))
+    out = decode(render(str(path), ImageParams(), "png").data)
+    row = out[4, :, 1].astype(int)
+    rounded = np.round(stored[:1] / 257).astype(np.uint8)  # what an 8-bit-first conversion starts from
+    transform = ImageCms.buildTransform(
+        ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), "RGB", "RGB"
+    )
+    eight_bit_first = np.asarray(ImageCms.applyTransform(Image.fromarray(rounded), transform))[0, :, 1]
+    assert len(np.unique(eight_bit_first)) <= 5
+    assert len(np.unique(row)) >= 2 * len(np.unique(eight_bit_first))
+    assert set(np.unique(row)) == set(range(row.min(), row.max() + 1))  # no gaps
+    assert np.all(np.diff(row) >= 0)  # a ramp stays a ramp
+    assert np.abs(row - eight_bit_first.astype(int)).max() <= 2  # and the same colours, finer
+
+
+def test_matrix_shapers_are_read_and_everything_else_left_to_littlecms() -> None:
+    for name in WIDE:
+        assert matrix_shaper((ICC / f"{name}.icc").read_bytes()) is not None, name
+    for other in ("sGrey-v4", "CGATS001Compat-v2-micro"):
+        assert matrix_shaper((ICC / f"{other}.icc").read_bytes()) is None, other
+    assert matrix_shaper(b"not a profile") is None
