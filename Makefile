@@ -22,8 +22,8 @@ serve: $(VENV)/.runtime
 	$(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:$(PORT) "proxy.app:create_app()"
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check proxy tests bench deploy
-	$(BIN)/ruff format --check proxy tests bench deploy
+	$(BIN)/ruff check proxy tests bench deploy docs
+	$(BIN)/ruff format --check proxy tests bench deploy docs
 	$(BIN)/mypy
 
 test: lint
@@ -49,6 +49,7 @@ bench: $(VENV)/.runtime $(VENV)/.bench .venv-thumbor/bin/thumbor
 	$(BIN)/python bench/sources.py
 	$(BIN)/python bench/color.py
 	$(BIN)/python bench/animation.py
+	$(BIN)/python bench/crops.py
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/peak_rss.py 24
 	$(BIN)/python bench/peak_rss.py 50

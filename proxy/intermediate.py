@@ -64,9 +64,12 @@ class Intermediate:
     source_size: tuple[int, int]  # the original's upright (width, height)
 
     def serves(self, params: ImageParams) -> bool:
-        """Whether the result is no larger than the copy, so the copy loses it nothing."""
-        width, height = plan_geometry(*self.source_size, params).size
-        return bool(width <= self.image.shape[1] and height <= self.image.shape[0])
+        """Whether the result is no larger than the copy (or its part that ``rect`` cuts), so the copy
+        loses it nothing."""
+        geometry = plan_geometry(*self.source_size, params)
+        width, height = geometry.region[2:] if geometry.region else self.source_size
+        scale = self.image.shape[1] / self.source_size[0]
+        return bool(geometry.size[0] <= int(width * scale) and geometry.size[1] <= int(height * scale))
 
     def to_bytes(self) -> bytes:
         height, width = self.image.shape[:2]

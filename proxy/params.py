@@ -21,14 +21,18 @@ from .errors import InvalidParameter
 from .formats import REQUESTABLE
 from .settings import Settings, SettingsError
 
-KNOWN = ("w", "h", "fit", "dpr", "fmt", "q", "bg", "frame", "preset", "sig")
+KNOWN = ("w", "h", "fit", "gravity", "fp", "rect", "dpr", "fmt", "q", "bg", "frame", "preset", "sig")
 FITS = ("inside", "cover", "fill", "contain")
+COMPASS = ("center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest")
+GRAVITIES = (*COMPASS, "entropy", "attention")
+PLACEMENT = ("gravity", "fp")  # either one says where the window goes: an explicit one replaces a preset's
 DEFAULT_QUALITY = 82
 WHITE = (255, 255, 255, 255)
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "٣", " 3" or "3_0"
 _HUGE = 10**9
 _DPR = re.compile(r"[0-9](?:\.[0-9]{1,2}0*)?")  # trailing zeros change nothing
+_FRACTION = re.compile(r"0(?:\.[0-9]{1,4})?|1(?:\.0{1,4})?|\.[0-9]{1,4}")
 _HEX = re.compile(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}")
 
 
@@ -43,6 +47,9 @@ class ImageParams:
     quality: int = DEFAULT_QUALITY
     background: tuple[int, int, int, int] = WHITE  # RGBA
     frame: int | None = None  # one frame of an animation, 0-based, as a still; None: all of it
+    gravity: str = "center"  # where a cover crop's window (or contain's image) goes; "focal": at ``focal``
+    focal: tuple[Decimal, Decimal] | None = None  # fp=x,y, fractions of the oriented original
+    rect: tuple[int, int, int, int] | None = None  # x, y, w, h of the oriented original, cut first
 
     def canonical(self) -> str:
         """A stable text form: equal for equivalent requests, different otherwise."""
@@ -54,9 +61,13 @@ class ImageParams:
         negotiated one (``fmt=webp`` and ``fmt=auto`` answered with WebP are one variant)."""
         r, g, b, a = self.background
         frame = "" if self.frame is None else f"&frame={self.frame}"
+        # Absent when default, so that keys made before these parameters existed still match.
+        gravity = "" if self.gravity in ("center", "focal") else f"&gravity={self.gravity}"
+        focal = "" if self.focal is None else f"&fp={self.focal[0]},{self.focal[1]}"
+        rect = "" if self.rect is None else "&rect=" + ",".join(map(str, self.rect))
         return (
             f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}"
-            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}"
+            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}{gravity}{focal}{rect}"
         )
 
 
@@ -80,7 +91,10 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
         name = raw.pop("preset")
         if name not in settings.presets:
             raise InvalidParameter("preset", f"unknown preset {name!r}; known: {', '.join(settings.presets)}")
-        raw = {**dict(settings.presets[name]), **raw}
+        preset = dict(settings.presets[name])
+        if any(key in raw for key in PLACEMENT):
+            preset = {key: value for key, value in preset.items() if key not in PLACEMENT}
+        raw = {**preset, **raw}
     max_dimension = settings.max_dimension
     dpr = _dpr("dpr", raw["dpr"]) if "dpr" in raw else Decimal(1)
     params = ImageParams(
@@ -91,9 +105,21 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
         quality=_quality("q", raw.get("q", str(DEFAULT_QUALITY))),
         background=_background("bg", raw.get("bg", "ffffff")),
         frame=_frame("frame", raw["frame"], settings.max_animation_frames) if "frame" in raw else None,
+        gravity=_choice("gravity", raw.get("gravity", "center"), GRAVITIES),
+        focal=_focal("fp", raw["fp"]) if "fp" in raw else None,
+        rect=_rect("rect", raw["rect"]) if "rect" in raw else None,
     )
+    if "fp" in raw and "gravity" in raw:
+        raise InvalidParameter("fp", "a focal point is a gravity of its own: give fp or gravity, not both")
     if params.width is None or params.height is None:
         params = replace(params, fit="inside")  # with one side or none there is no box to fill
+    if params.focal is not None:
+        centre = params.focal == (Decimal("0.5"), Decimal("0.5"))
+        params = replace(
+            params, gravity="center" if centre else "focal", focal=None if centre else params.focal
+        )
+    if params.fit not in ("cover", "contain") or params.fit == "contain" and params.gravity not in COMPASS:
+        params = replace(params, gravity="center", focal=None)  # nothing to place, or no meaning here
     if params.fmt == "png":
         params = replace(params, quality=DEFAULT_QUALITY)  # lossless: q changes nothing
     return params
@@ -184,6 +210,24 @@ def _frame(name: str, raw: str, frames: int) -> int:
     if value is None or value >= frames:
         raise InvalidParameter(name, f"expected a frame number within 0..{frames - 1}, got {raw!r}")
     return value
+
+
+def _focal(name: str, raw: str) -> tuple[Decimal, Decimal]:
+    parts = raw.split(",")
+    if len(parts) != 2 or not all(_FRACTION.fullmatch(part) for part in parts):
+        raise InvalidParameter(
+            name, f"expected x,y: two fractions within 0..1 with up to 4 decimals, got {raw!r}"
+        )
+    x, y = (Decimal(part).normalize() for part in parts)  # 0.50 -> 0.5, 1.00 -> 1
+    return (x, y)
+
+
+def _rect(name: str, raw: str) -> tuple[int, int, int, int]:
+    values = [_integer(part) for part in raw.split(",")]
+    if len(values) != 4 or None in values or values[2] == 0 or values[3] == 0:
+        raise InvalidParameter(name, f"expected x,y,w,h: four integers, w and h at least 1, got {raw!r}")
+    x, y, width, height = values
+    return (x, y, width, height)  # type: ignore[return-value]
 
 
 def _background(name: str, raw: str) -> tuple[int, int, int, int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -26,6 +26,7 @@ from PIL import Image as PILImage
 from .color import cmyk_to_bgr, converts, to_srgb
 from .errors import InvalidParameter, SourceTooLarge, UnsupportedImage
 from .formats import FORMATS, SOURCE, Format, pick
+from .gravity import window
 from .limits import Limits
 from .params import ImageParams
 from .probe import SourceInfo, probe
@@ -36,7 +37,7 @@ RGBA = tuple[int, int, int, int]
 DEFAULT_LIMITS = Limits()
 
 # Bump whenever the bytes produced for the same request change, so caches miss.
-PIPELINE_VERSION = "6"
+PIPELINE_VERSION = "7"
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -50,11 +51,14 @@ _REDUCED = {
 
 @dataclass(frozen=True)
 class Geometry:
-    """Output geometry in the oriented frame: scale to ``size``, then crop or pad."""
+    """Output geometry in the oriented frame: cut ``region``, scale to ``size``, then crop or pad."""
 
-    size: tuple[int, int]  # (width, height) the whole image is resized to
+    size: tuple[int, int]  # (width, height) the whole image (or region) is resized to
     crop: tuple[int, int, int, int] | None = None  # x, y, width, height within ``size`` (cover)
-    canvas: tuple[int, int] | None = None  # (width, height) to pad to, centred (contain)
+    canvas: tuple[int, int] | None = None  # (width, height) to pad to (contain)
+    region: tuple[int, int, int, int] | None = None  # rect=: x, y, w, h of the original, cut first
+    smart: str | None = None  # entropy or attention: ``crop``'s offset is found in the pixels (gravity.py)
+    anchor: tuple[float, float] = (0.5, 0.5)  # where contain places the image on its canvas
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Plan:
     output: Format
     background: RGBA
     profile: bytes | None = None  # the original's ICC profile, when its pixels are not yet sRGB
+    source: tuple[int, int] = (0, 0)  # the original's oriented (width, height), which ``region`` is in
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ def finish(
         output=pick(target, source_format, has_alpha(image)),
         background=params.background,
         profile=profile,
+        source=source_size,
     )
     check_output(plan.geometry, limits)
     for step in STEPS:
@@ -152,7 +158,8 @@ def render_animation(
     declared = oriented_size(info)
     if declared is None:
         raise UnsupportedImage(f"the {info.format.upper()} animation declares no size")
-    plan = Plan(plan_geometry(*declared, params), info.orientation, output, params.background, info.profile)
+    geometry = plan_geometry(*declared, params)
+    plan = Plan(geometry, info.orientation, output, params.background, info.profile, declared)
     check_output(plan.geometry, limits, info.frames)
     with open(path, "rb") as file:
         data = np.frombuffer(file.read(), np.uint8)
@@ -164,11 +171,15 @@ def render_animation(
         raise UnsupportedImage(f"could not decode the {info.format.upper()} animation")
     if len(animation.frames) > limits.max_animation_frames:  # the header said fewer
         raise SourceTooLarge(f"the original has over {limits.max_animation_frames} frames")
+    if geometry.smart:  # one window for every frame, found in the first, so the subject holds still
+        first = orient(resize(cut(animation.frames[0], plan), plan), plan)
+        plan = replace(plan, geometry=replace(geometry, crop=smart_crop(first, geometry), smart=None))
     frames = []
     for frame in animation.frames:
         for step in STEPS:
             frame = step(frame, plan)
-        frames.append(_with_channels(frame, 4))  # one layout for every frame
+        # One layout for every frame, and contiguous: the animation encoder ignores a crop's strides.
+        frames.append(np.ascontiguousarray(_with_channels(frame, 4)))
         limits.check_deadline()
     result = cv2.Animation()
     result.frames = frames
@@ -226,23 +237,63 @@ def check_output(geometry: Geometry, limits: Limits, frames: int = 1) -> None:
 
 
 def plan_geometry(width: int, height: int, params: ImageParams) -> Geometry:
-    """Where a ``width`` x ``height`` source ends up; never larger than the source."""
+    """Where a ``width`` x ``height`` source (or its ``rect``) ends up; never larger than that."""
+    full = (width, height)
+    region = _region(width, height, params.rect)
+    origin = (0, 0)
+    if region is not None:
+        origin, (width, height) = region[:2], region[2:]
     w, h = params.width, params.height
     if w is None and h is None:
-        return Geometry((width, height))
+        return Geometry((width, height), region=region)
     if w is None or h is None or params.fit == "inside":
         scale = min(1.0, w / width if w else math.inf, h / height if h else math.inf)
-        return Geometry(_scaled(width, height, scale))
+        return Geometry(_scaled(width, height, scale), region=region)
     # A box larger than the source shrinks in proportion until it fits.
     box = _scaled(w, h, min(1.0, width / w, height / h))
+    anchor = ANCHORS.get(params.gravity, (0.5, 0.5))
     if params.fit == "fill":
-        return Geometry(box)
+        return Geometry(box, region=region)
     if params.fit == "cover":
         size = _scaled(width, height, max(box[0] / width, box[1] / height))
         size = (max(size[0], box[0]), max(size[1], box[1]))
-        x, y = (size[0] - box[0]) // 2, (size[1] - box[1]) // 2
-        return Geometry(size, crop=(x, y, *box))
-    return Geometry(_scaled(width, height, min(box[0] / width, box[1] / height)), canvas=box)
+        slack = (size[0] - box[0], size[1] - box[1])
+        if params.focal is not None:  # centre the window on the point, as far as the image allows
+            fx, fy = params.focal  # fractions of the whole oriented original
+            px = (float(fx) * full[0] - origin[0]) * size[0] / width  # the point in the resized region
+            py = (float(fy) * full[1] - origin[1]) * size[1] / height
+            x = min(max(round(px - box[0] / 2), 0), slack[0])
+            y = min(max(round(py - box[1] / 2), 0), slack[1])
+        else:
+            x, y = int(slack[0] * anchor[0]), int(slack[1] * anchor[1])
+        smart = params.gravity if params.gravity in ("entropy", "attention") else None
+        return Geometry(size, crop=(x, y, *box), region=region, smart=smart)
+    size = _scaled(width, height, min(box[0] / width, box[1] / height))
+    return Geometry(size, canvas=box, region=region, anchor=anchor)
+
+
+ANCHORS = {  # compass gravities as fractions of the slack: 0 at the left or top edge, 1 at the other
+    "north": (0.5, 0.0),
+    "south": (0.5, 1.0),
+    "east": (1.0, 0.5),
+    "west": (0.0, 0.5),
+    "northeast": (1.0, 0.0),
+    "northwest": (0.0, 0.0),
+    "southeast": (1.0, 1.0),
+    "southwest": (0.0, 1.0),
+}
+
+
+def _region(
+    width: int, height: int, rect: tuple[int, int, int, int] | None
+) -> tuple[int, int, int, int] | None:
+    """``rect`` checked against the image; None when absent or the whole image."""
+    if rect is None or rect == (0, 0, width, height):
+        return None
+    x, y, w, h = rect
+    if x + w > width or y + h > height:
+        raise InvalidParameter("rect", f"{x},{y},{w},{h} is not inside the image, which is {width}x{height}")
+    return rect
 
 
 def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
@@ -369,10 +420,50 @@ def upright(image: Image, orientation: int) -> Image:
 
 
 def crop(image: Image, plan: Plan) -> Image:
+    """``cover``: keep the planned window, or the one gravity.py finds for entropy or attention."""
     if plan.geometry.crop is None:
         return image
-    x, y, width, height = plan.geometry.crop
+    x, y, width, height = smart_crop(image, plan.geometry) if plan.geometry.smart else plan.geometry.crop
     return image[y : y + height, x : x + width]
+
+
+def smart_crop(image: Image, geometry: Geometry) -> tuple[int, int, int, int]:
+    assert geometry.crop is not None and geometry.smart is not None
+    width, height = geometry.crop[2:]
+    x, y = window(to_8bit_array(image), (width, height), geometry.smart)
+    return x, y, width, height
+
+
+def cut(image: Image, plan: Plan) -> Image:
+    """``rect``: the region of the original, before anything else. ``image`` is the original in its
+    stored frame (or an upright copy, orientation 1), possibly reduced: the region is mapped to it."""
+    if plan.geometry.region is None:
+        return image
+    x, y, width, height = stored_rect(plan.geometry.region, plan.source, plan.orientation)
+    stored_w, stored_h = plan.source[::-1] if plan.orientation >= 5 else plan.source
+    scale_x, scale_y = image.shape[1] / stored_w, image.shape[0] / stored_h
+    left, top = round(x * scale_x), round(y * scale_y)
+    right = max(round((x + width) * scale_x), left + 1)
+    bottom = max(round((y + height) * scale_y), top + 1)
+    return image[top:bottom, left:right]
+
+
+def stored_rect(
+    rect: tuple[int, int, int, int], size: tuple[int, int], orientation: int
+) -> tuple[int, int, int, int]:
+    """A rectangle of the oriented image (``size`` wide and high) in the stored frame's pixels."""
+    x, y, w, h = rect
+    width, height = size
+    return {
+        1: (x, y, w, h),
+        2: (width - x - w, y, w, h),  # mirrored
+        3: (width - x - w, height - y - h, w, h),  # rotated 180
+        4: (x, height - y - h, w, h),  # flipped
+        5: (y, x, h, w),  # transposed
+        6: (y, width - x - w, h, w),  # rotated 90 clockwise to view
+        7: (height - y - h, width - x - w, h, w),  # transversed
+        8: (height - y - h, x, h, w),  # rotated 90 counter-clockwise to view
+    }.get(orientation, (x, y, w, h))
 
 
 def to_8bit(image: Image, plan: Plan) -> Image:
@@ -410,7 +501,7 @@ def flatten(image: Image, plan: Plan) -> Image:
 
 
 def pad(image: Image, plan: Plan) -> Image:
-    """``contain``: centre the image on a canvas of the background colour."""
+    """``contain``: place the image on a canvas of the background colour, centred or by gravity."""
     if plan.geometry.canvas is None:
         return image
     width, height = plan.geometry.canvas
@@ -426,12 +517,14 @@ def pad(image: Image, plan: Plan) -> Image:
     image = _with_channels(image, channels)
     canvas = np.empty((height, width, channels) if channels > 1 else (height, width), np.uint8)
     canvas[...] = fill if channels > 1 else fill[0]
-    x, y = (width - image.shape[1]) // 2, (height - image.shape[0]) // 2
+    anchor_x, anchor_y = plan.geometry.anchor
+    x, y = int((width - image.shape[1]) * anchor_x), int((height - image.shape[0]) * anchor_y)
     canvas[y : y + image.shape[0], x : x + image.shape[1]] = image
     return canvas
 
 
 STEPS: tuple[Callable[[Image, Plan], Image], ...] = (
+    cut,
     resize,
     orient,
     crop,
@@ -460,13 +553,14 @@ def _orient_size(width: int, height: int, info: SourceInfo) -> tuple[int, int]:
 
 
 def jpeg_shrink_factor(source: tuple[int, int], geometry: Geometry) -> int:
-    """The largest libjpeg DCT scaling (1/2, 1/4, 1/8) that still yields at least ``geometry.size``."""
-    width, height = source
+    """The largest libjpeg DCT scaling (1/2, 1/4, 1/8) that still yields at least ``geometry.size``
+    (from the region, when there is one: a large ``rect`` still decodes shrunk)."""
     target_w, target_h = geometry.size
-    for factor in (8, 4, 2):
-        if -(-width // factor) >= target_w and -(-height // factor) >= target_h:
-            return factor
-    return 1
+    if geometry.region is not None:  # cut from the shrunk image, so count whole pixels only
+        width, height = geometry.region[2:]
+        return next((f for f in (8, 4, 2) if width // f >= target_w and height // f >= target_h), 1)
+    width, height = source
+    return next((f for f in (8, 4, 2) if -(-width // f) >= target_w and -(-height // f) >= target_h), 1)
 
 
 def _bgr(rgba: RGBA) -> tuple[int, int, int]:

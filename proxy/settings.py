@@ -240,14 +240,24 @@ def parse_source(name: str, raw: str) -> tuple[Mount, ...]:
 
 
 def parse_presets(name: str, raw: str) -> Presets:
-    """``thumb=w:200,h:200,fit:cover;hero=w:1600,q:75`` -> {"thumb": (("w", "200"), ...), ...}."""
+    """``thumb=w:200,h:200,fit:cover;hero=w:1600,q:75`` -> {"thumb": (("w", "200"), ...), ...}.
+
+    A value may hold commas (``fp:0.3,0.7``, ``rect:0,0,800,600``): an item without a colon
+    continues the value before it.
+    """
     presets: dict[str, tuple[tuple[str, str], ...]] = {}
     for entry in filter(None, (part.strip() for part in raw.split(";"))):
         label, _, body = entry.partition("=")
         label = label.strip()
         if not _PRESET_RE.fullmatch(label) or label in presets:
             raise SettingsError(f"{name}: bad or repeated preset name {label!r}")
-        pairs = tuple(tuple(item.strip().split(":", 1)) for item in body.split(",") if item.strip())
+        items: list[str] = []
+        for item in filter(None, (part.strip() for part in body.split(","))):
+            if ":" in item or not items:
+                items.append(item)
+            else:
+                items[-1] += "," + item
+        pairs = tuple(tuple(item.split(":", 1)) for item in items)
         if not pairs or any(len(pair) != 2 or not all(pair) for pair in pairs):
             raise SettingsError(f"{name}: preset {label!r}: expected key:value pairs, got {body!r}")
         presets[label] = pairs  # type: ignore[assignment]

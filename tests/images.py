@@ -67,3 +67,63 @@ def large_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
     noise = np.empty_like(image)
     cv2.randn(noise, (0, 0, 0), (6, 6, 6))
     return cv2.add(image, noise)
+
+
+def subject_scene(seed: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """A 600x200 (or, for odd seeds, 200x600) BGR scene with one clear subject at a random place,
+    and the subject's centre: for testing content-aware crops.
+
+    The subject is a textured, saturated disc or a face-like blob of skin tone with eyes; the
+    background is a plain muted colour or a softly blurred colour field.
+    """
+    rng = np.random.default_rng(seed)
+    width, height = 600, 200
+    if rng.random() < 0.5:
+        image = np.empty((height, width, 3), np.uint8)
+        image[...] = rng.integers(60, 200, 3)
+        image = cv2.add(image, rng.integers(0, 6, image.shape, dtype=np.uint8))  # sensor-like noise
+    else:  # an out-of-focus backdrop: a base colour with soft blotches of +-40 levels
+        field = rng.integers(60, 200, 3) + rng.integers(-40, 41, (4, 12, 3))
+        blotches = cv2.resize(
+            np.clip(field, 0, 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_CUBIC
+        )
+        image = cv2.GaussianBlur(blotches, (0, 0), 12)
+    radius = int(rng.integers(22, 34))
+    centre = (
+        int(rng.integers(radius + 5, width - radius - 5)),
+        int(rng.integers(radius + 5, height - radius - 5)),
+    )
+    if seed % 4 < 2:  # a textured, saturated object
+        hue = int(rng.integers(0, 180))
+        disc = np.zeros((height, width), np.uint8)
+        cv2.circle(disc, centre, radius, 255, -1)
+        hsv = np.dstack(
+            (
+                np.full((height, width), hue, np.uint8),
+                np.full((height, width), 230, np.uint8),
+                rng.integers(90, 255, (height, width), dtype=np.uint8),
+            )
+        )
+        texture = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+        image[disc > 0] = texture[disc > 0]
+    else:  # a face-like blob: skin-tone ellipse, shaded, with two eyes and a mouth
+        skin = np.array([(141, 170, 224), (96, 134, 198), (60, 95, 150)][seed % 3], np.uint8)
+        axes = (int(radius * 0.8), radius)
+        cv2.ellipse(image, centre, axes, 0, 0, 360, tuple(int(c) for c in skin), -1)
+        for dx in (-radius // 3, radius // 3):
+            cv2.circle(
+                image, (centre[0] + dx, centre[1] - radius // 4), max(2, radius // 8), (40, 30, 30), -1
+            )
+        cv2.ellipse(
+            image,
+            (centre[0], centre[1] + radius // 2),
+            (radius // 3, radius // 8),
+            0,
+            0,
+            180,
+            (60, 50, 120),
+            2,
+        )
+    if seed % 2:  # portrait: the same scene turned on its side
+        image, centre = np.ascontiguousarray(np.rot90(image)), (centre[1], width - 1 - centre[0])
+    return image, centre

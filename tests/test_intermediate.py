@@ -65,6 +65,32 @@ def test_serves_only_sizes_that_fit(tmp_path: Path) -> None:
     assert not copy.serves(ImageParams())  # full size
 
 
+def test_a_rect_is_served_from_the_copy_only_when_its_part_of_the_copy_is_large_enough(
+    tmp_path: Path,
+) -> None:
+    copy = build(write(tmp_path, "big.jpg", large_jpeg()))  # 4200 wide, the copy 2048: 0.49x
+    assert copy is not None
+    assert copy.serves(ImageParams(width=400, rect=(0, 0, 1000, 1000)))  # 487 px of the copy
+    assert not copy.serves(ImageParams(width=600, rect=(0, 0, 1000, 1000)))
+
+
+def test_rects_and_crops_through_the_copy_match_the_original(tmp_path: Path, cache: VariantCache) -> None:
+    path = write(tmp_path, "big.jpg", with_exif_orientation(large_jpeg(), 6))
+    key = "copy-key"
+    for width in (400, 500):
+        render_reduced(cache, key, path, ImageParams(width=width), "jpeg")
+    assert cache.get_blob(key) is not None
+    for params in (
+        ImageParams(width=300, rect=(100, 1200, 1500, 2000)),
+        ImageParams(width=300, height=300, fit="cover", gravity="attention"),
+        ImageParams(width=300, height=200, fit="cover", gravity="south"),
+    ):
+        via_copy = decode(render_reduced(cache, key, path, params, "png").data)
+        direct = decode(render(path, params, "png").data)
+        assert via_copy.shape == direct.shape, params
+        assert cv2.PSNR(via_copy, direct) > 35, params
+
+
 def test_second_miss_builds_the_copy_and_later_sizes_use_it(tmp_path: Path, cache: VariantCache) -> None:
     path = write(tmp_path, "big.jpg", large_jpeg())
     key = copy_key(FileStore(tmp_path).resolve("big.jpg"))

@@ -1,4 +1,5 @@
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -111,6 +112,20 @@ def test_background_forms(raw: str, rgba: tuple[int, int, int, int]) -> None:
         ((("w", ""),), "w"),
         ((("w", "100"), ("w", "200")), "w"),
         ((("width", "100"),), "width"),
+        ((("w", "9"), ("h", "9"), ("fit", "cover"), ("gravity", "top")), "gravity"),
+        ((("w", "9"), ("h", "9"), ("fit", "cover"), ("gravity", "Center")), "gravity"),
+        ((("fp", "0.5"),), "fp"),
+        ((("fp", "0.5,1.1"),), "fp"),
+        ((("fp", "-0.1,0.5"),), "fp"),
+        ((("fp", "0.12345,0.5"),), "fp"),
+        ((("fp", "0.5, 0.5"),), "fp"),
+        ((("fp", "nan,0.5"),), "fp"),
+        ((("fp", "0.3,0.3"), ("gravity", "north")), "fp"),
+        ((("rect", "0,0,10"),), "rect"),
+        ((("rect", "0,0,0,10"),), "rect"),
+        ((("rect", "-1,0,10,10"),), "rect"),
+        ((("rect", "0,0,10,10,10"),), "rect"),
+        ((("rect", "0,0,1e3,10"),), "rect"),
     ],
 )
 def test_invalid_parameters_name_the_culprit(pairs: tuple[tuple[str, str], ...], culprit: str) -> None:
@@ -118,6 +133,66 @@ def test_invalid_parameters_name_the_culprit(pairs: tuple[tuple[str, str], ...],
         parse_pairs(*pairs)
     assert caught.value.parameter == culprit
     assert caught.value.status == 400
+
+
+def test_unknown_gravity_lists_the_valid_ones() -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        parse_pairs(("w", "9"), ("h", "9"), ("fit", "cover"), ("gravity", "faces"))
+    for name in ("center", "north", "southwest", "entropy", "attention"):
+        assert name in caught.value.message
+
+
+def test_placement_is_canonical() -> None:
+    cover = (("w", "100"), ("h", "100"), ("fit", "cover"))
+    plain = parse_pairs(*cover)
+    assert parse_pairs(*cover, ("gravity", "center")).canonical() == plain.canonical()
+    assert parse_pairs(*cover, ("fp", "0.5,0.5")).canonical() == plain.canonical()
+    assert parse_pairs(*cover, ("fp", "0.50,.5000")).canonical() == plain.canonical()
+    assert (
+        parse_pairs(*cover, ("fp", "0.25,1.0")).canonical()
+        == parse_pairs(*cover, ("fp", ".25,1")).canonical()
+    )
+    assert parse_pairs(*cover, ("fp", "0.25,1")).focal == (Decimal("0.25"), Decimal("1"))
+    assert parse_pairs(*cover, ("fp", "0.25,1")).gravity == "focal"
+    distinct = {
+        parse_pairs(*cover, *extra).canonical()
+        for extra in [
+            (),
+            (("gravity", "north"),),
+            (("gravity", "entropy"),),
+            (("gravity", "attention"),),
+            (("fp", "0.2,0.5"),),
+            (("fp", "0.5,0.2"),),
+            (("rect", "0,0,10,10"),),
+        ]
+    }
+    assert len(distinct) == 7
+
+
+def test_placement_only_counts_where_something_is_placed() -> None:
+    """Without a cover crop or a contain canvas there is nothing to place; contain places by compass only."""
+    assert (
+        parse_pairs(("w", "100"), ("gravity", "north")).canonical() == parse_pairs(("w", "100")).canonical()
+    )
+    fill = (("w", "100"), ("h", "50"), ("fit", "fill"))
+    assert parse_pairs(*fill, ("fp", "0.1,0.1")).canonical() == parse_pairs(*fill).canonical()
+    contain = (("w", "100"), ("h", "50"), ("fit", "contain"))
+    assert parse_pairs(*contain, ("gravity", "north")).gravity == "north"
+    assert parse_pairs(*contain, ("gravity", "attention")).canonical() == parse_pairs(*contain).canonical()
+    assert parse_pairs(*contain, ("fp", "0.1,0.1")).canonical() == parse_pairs(*contain).canonical()
+    assert parse_pairs(("rect", "1,2,3,4")).rect == (1, 2, 3, 4)  # a cut matters whatever the fit
+
+
+def test_presets_carry_placement_and_an_explicit_one_replaces_it() -> None:
+    settings = replace(
+        DEFAULTS,
+        presets={"hero": (("w", "400"), ("h", "200"), ("fit", "cover"), ("gravity", "attention"))},
+    )
+    assert parse_params(MultiDict([("preset", "hero")]), settings).gravity == "attention"
+    focal = parse_params(MultiDict([("preset", "hero"), ("fp", "0.2,0.3")]), settings)
+    assert (focal.gravity, focal.focal) == ("focal", (Decimal("0.2"), Decimal("0.3")))
+    north = parse_params(MultiDict([("preset", "hero"), ("gravity", "north")]), settings)
+    assert north.gravity == "north"
 
 
 def test_max_dimension_comes_from_settings() -> None:

@@ -1,5 +1,6 @@
 """The transform on real encoded images: dimensions and pixels, format by format."""
 
+from decimal import Decimal
 from pathlib import Path
 
 import cv2
@@ -302,3 +303,127 @@ def test_output_over_the_format_limit_is_a_bad_parameter(tmp_path: Path) -> None
     with pytest.raises(InvalidParameter) as caught:
         render(path, ImageParams(), "webp")
     assert caught.value.parameter == "fmt"
+
+
+# --- where to crop: compass gravity, focal points, source rectangles ----------------------------
+
+STORE_FOR = {6: 8, 8: 6}  # the stored pixels a viewer sees upright: the inverse of each orientation
+
+
+def oriented_png(tmp_path: Path, upright: np.ndarray, orientation: int) -> str:
+    """A lossless PNG whose stored pixels, turned by its eXIf ``orientation``, show ``upright``."""
+    stored = np.ascontiguousarray(expected_orientation(upright, STORE_FOR.get(orientation, orientation)))
+    exif = exif_orientation_segment(orientation)[4 + 6 :]
+    return write(tmp_path, f"o{orientation}.png", with_chunk(encode(stored, ".png"), b"eXIf", exif))
+
+
+@pytest.mark.parametrize(
+    ("gravity", "left", "right"),
+    [("west", RED, RED), ("east", GREEN, GREEN), ("center", RED, GREEN)],
+)
+def test_compass_gravity_picks_the_side(tmp_path: Path, gravity: str, left: tuple, right: tuple) -> None:
+    path = write(tmp_path, "q.png", encode(quadrants(400, 100), ".png"))  # red | green on top
+    params = ImageParams(width=100, height=100, fit="cover", gravity=gravity)
+    out = decode(render(path, params, "png").data)
+    assert out.shape == (100, 100, 3)
+    assert close(out[10, 5], left) and close(out[10, 94], right)
+
+
+def test_vertical_and_corner_gravity(tmp_path: Path) -> None:
+    path = write(tmp_path, "q.png", encode(quadrants(100, 400), ".png"))  # red | green over blue | white
+    north = decode(render(path, ImageParams(width=100, height=100, fit="cover", gravity="north"), "png").data)
+    assert close(north[5, 10], RED) and close(north[94, 90], GREEN)
+    corner = decode(
+        render(path, ImageParams(width=100, height=100, fit="cover", gravity="southeast"), "png").data
+    )
+    assert close(corner[94, 90], WHITE) and close(corner[5, 10], BLUE)
+
+
+def test_contain_places_the_image_by_gravity(tmp_path: Path) -> None:
+    path = write(tmp_path, "q.png", encode(quadrants(200, 100), ".png"))
+    params = ImageParams(width=100, height=100, fit="contain", background=(0, 0, 0, 255), gravity="north")
+    out = decode(render(path, params, "png").data)
+    assert close(out[2, 10], RED) and close(out[60, 50], (0, 0, 0))  # image at the top, band below
+    south = decode(
+        render(path, ImageParams(width=100, height=100, fit="contain", gravity="south"), "png").data
+    )
+    assert close(south[97, 10], BLUE) and close(south[20, 50], WHITE)
+
+
+def marker_scene(width: int, height: int, point: tuple[int, int]) -> np.ndarray:
+    scene = np.full((height, width, 3), 128, np.uint8)
+    x, y = point
+    scene[y - 2 : y + 3, x - 2 : x + 3] = RED
+    return scene
+
+
+def found(image: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero((image[..., 2] > 190) & (image[..., 1] < 90))
+    assert len(xs), "the marker is not in the result"
+    return float(xs.mean()), float(ys.mean())
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize(
+    ("box", "focal"), [((100, 200), (0.23, 0.5)), ((300, 60), (0.5, 0.87)), ((50, 50), (0.81, 0.3))]
+)
+def test_a_focal_point_lands_where_the_maths_says(
+    tmp_path: Path, orientation: int, box: tuple[int, int], focal: tuple[float, float]
+) -> None:
+    """The fraction is of the oriented image, what a viewer sees, whatever the stored frame."""
+    width, height = 300, 200
+    point = (round(focal[0] * width), round(focal[1] * height))
+    path = oriented_png(tmp_path, marker_scene(width, height, point), orientation)
+    params = ImageParams(
+        width=box[0], height=box[1], fit="cover", gravity="focal", focal=tuple(Decimal(str(f)) for f in focal)
+    )
+    out = decode(render(path, params, "png").data)
+    assert out.shape[:2] == (box[1], box[0])
+    scale = max(box[0] / width, box[1] / height)
+    resized = (round(width * scale), round(height * scale))
+    left = min(max(round(focal[0] * width * scale - box[0] / 2), 0), resized[0] - box[0])
+    top = min(max(round(focal[1] * height * scale - box[1] / 2), 0), resized[1] - box[1])
+    x, y = found(out)
+    assert abs(x - (point[0] * scale - left)) <= 1 and abs(y - (point[1] * scale - top)) <= 1, (x, y)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_rect_is_cut_from_the_oriented_original(tmp_path: Path, orientation: int) -> None:
+    upright = photo(300, 200, seed=3)
+    path = oriented_png(tmp_path, upright, orientation)
+    out = decode(render(path, ImageParams(rect=(40, 30, 120, 90)), "png").data)
+    assert np.array_equal(out, upright[30:120, 40:160])
+
+
+def test_later_sizing_applies_to_the_rect(tmp_path: Path) -> None:
+    path = write(tmp_path, "q.png", encode(quadrants(400, 200), ".png"))
+    red = ImageParams(width=50, rect=(0, 0, 200, 100))
+    out = decode(render(path, red, "png").data)
+    assert out.shape == (25, 50, 3) and close(out[12, 25], RED, 2)
+    never_enlarged = decode(render(path, ImageParams(width=500, rect=(200, 100, 100, 50)), "png").data)
+    assert never_enlarged.shape == (50, 100, 3) and close(never_enlarged[25, 50], WHITE, 2)
+
+
+@pytest.mark.parametrize("rect", [(0, 0, 401, 10), (350, 0, 51, 10), (0, 199, 10, 2), (400, 0, 1, 1)])
+def test_a_rect_outside_the_image_is_a_400_that_gives_its_size(tmp_path: Path, rect: tuple) -> None:
+    path = write(tmp_path, "q.png", encode(quadrants(400, 200), ".png"))
+    with pytest.raises(InvalidParameter, match="400x200") as caught:
+        render(path, ImageParams(rect=rect), "png")
+    assert caught.value.parameter == "rect"
+
+
+def test_a_large_rect_still_shrinks_on_decode() -> None:
+    geometry = plan_geometry(6000, 4000, ImageParams(width=400, rect=(1000, 1000, 4000, 2000)))
+    assert geometry.size == (400, 200) and geometry.region == (1000, 1000, 4000, 2000)
+    assert jpeg_shrink_factor((6000, 4000), geometry) == 8
+    small = plan_geometry(6000, 4000, ImageParams(width=400, rect=(0, 0, 600, 400)))
+    assert jpeg_shrink_factor((6000, 4000), small) == 1  # 600 // 2 is under 400
+
+
+def test_a_rect_from_a_shrunk_jpeg_matches_the_full_decode(tmp_path: Path) -> None:
+    upright = photo(1600, 1200, seed=5)
+    path = write(tmp_path, "big.jpg", encode(upright, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95))
+    out = decode(render(path, ImageParams(width=100, rect=(800, 400, 800, 600)), "png").data)
+    expected = cv2.resize(upright[400:1000, 800:1600], (100, 75), interpolation=cv2.INTER_AREA)
+    assert out.shape == expected.shape
+    assert cv2.PSNR(out, expected) > 30

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.settings import SAMPLES_DIR, Settings, SettingsError, opencv_limits, parse_size
+from proxy.settings import SAMPLES_DIR, Settings, SettingsError, opencv_limits, parse_presets, parse_size
 
 
 def test_defaults_serve_the_bundled_samples() -> None:
@@ -103,6 +103,14 @@ def test_safety_settings_from_the_environment(tmp_path: Path) -> None:
     assert (settings.max_transforms, settings.transform_queue) == (3, 0)
     assert (settings.transform_wait, settings.transform_deadline) == (0.5, 7.0)
     assert "k1" not in repr(settings)  # secrets stay out of logs
+
+
+def test_preset_values_may_hold_commas() -> None:
+    presets = parse_presets("PROXY_PRESETS", "hero=w:1600,h:600,fit:cover,fp:0.3,0.7,q:75;cut=rect:0,0,80,60")
+    assert presets["hero"] == (("w", "1600"), ("h", "600"), ("fit", "cover"), ("fp", "0.3,0.7"), ("q", "75"))
+    assert presets["cut"] == (("rect", "0,0,80,60"),)
+    with pytest.raises(SettingsError, match="PROXY_PRESETS"):
+        parse_presets("PROXY_PRESETS", "bad=0.3,w:100")
 
 
 @pytest.mark.parametrize(

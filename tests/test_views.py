@@ -163,12 +163,24 @@ def test_replaced_original_gets_a_new_etag_and_image(client: FlaskClient, image_
         ("w=1&w=2", "w"),
         ("size=3", "size"),
         ("w=", "w"),
+        ("w=9&h=9&fit=cover&gravity=up", "gravity"),
+        ("w=9&h=9&fit=cover&fp=0.5", "fp"),
+        ("w=9&h=9&fit=cover&fp=0.5,0.5&gravity=north", "fp"),
+        ("rect=0,0,601,400", "rect"),  # the original is 600x400
+        ("rect=10,10,10", "rect"),
     ],
 )
 def test_bad_parameters_are_400(client: FlaskClient, query: str, parameter: str) -> None:
     body = assert_json_error(client.get(f"/image/photo.jpg?{query}"), 400)
     assert body["parameter"] == parameter
     assert parameter in str(body["error"])
+
+
+def test_a_rect_outside_the_original_says_how_large_it_is(client: FlaskClient) -> None:
+    body = assert_json_error(client.get("/image/photo.jpg?rect=500,0,200,100"), 400)
+    assert "600x400" in str(body["error"])
+    good = client.get("/image/photo.jpg?rect=100,50,200,100&fmt=png")
+    assert good.status_code == 200 and decode(good.data).shape == (100, 200, 3)
 
 
 @pytest.mark.parametrize(
