@@ -14,6 +14,7 @@ this module turns both into ``ProxyError``s and nobody else checks.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,7 +30,7 @@ from .formats import FORMATS, SOURCE, Format, pick
 from .gravity import window
 from .limits import Limits
 from .params import ImageParams
-from .probe import SourceInfo, probe
+from .probe import SourceInfo, isobmff_boxes, probe
 
 Image = npt.NDArray[np.integer[Any] | np.floating[Any]]
 RGBA = tuple[int, int, int, int]
@@ -184,14 +185,34 @@ def render_animation(
     result = cv2.Animation()
     result.frames = frames
     result.durations = animation.durations
-    result.loop_count = animation.loop_count
+    plays = info.plays if info.plays is not None else animation.loop_count  # OpenCV reads no AVIF's
+    result.loop_count = plays
     try:
         ok, buffer = cv2.imencodeanimation(output.extension, result, output.encoder_flags(params.quality))
     except cv2.error:
         ok = False
     if not ok:
         raise InvalidParameter("fmt", f"cannot encode this animation as {output.name}")
-    return Rendered(buffer.tobytes(), output)
+    encoded = buffer.tobytes()
+    return Rendered(with_avif_plays(encoded, plays) if output.name == "avif" and plays else encoded, output)
+
+
+def with_avif_plays(data: bytes, plays: int) -> bytes:
+    """An AVIF sequence from OpenCV (which writes every one as looping for ever) made to play
+    ``plays`` times, as libavif marks it: movie and track durations of plays x the edit list's
+    repeated segment."""
+    edits = isobmff_boxes(data, 0, len(data), b"elst")
+    if not edits:
+        return data
+    patched = bytearray(data)
+    segment = struct.unpack_from(">Q" if data[edits[0]] == 1 else ">I", data, edits[0] + 8)[0]
+    for kind, long_at, short_at in ((b"mvhd", 24, 16), (b"tkhd", 28, 20)):
+        for at in isobmff_boxes(data, 0, len(data), kind):
+            if data[at] == 1:
+                struct.pack_into(">Q", patched, at + long_at, segment * plays)
+            else:
+                struct.pack_into(">I", patched, at + short_at, min(segment * plays, (1 << 32) - 2))
+    return bytes(patched)
 
 
 def decode_frame(path: str, info: SourceInfo, frame: int) -> Image:
