@@ -2,6 +2,10 @@
 
 python -m proxy cache stats              entries, bytes, hit/miss/render counts
 python -m proxy cache clear              empty the cache
+python -m proxy cache purge <id>...      drop every variant of these originals from this instance
+python -m proxy purge --instances URL,URL <id>...
+                                         PURGE them on every instance (PROXY_PURGE_TOKEN)
+python -m proxy tag <id>...              the cache tags a CDN purges these originals by
 python -m proxy warm <id> [--sizes 200,400,800] [--fmt webp,jpeg]
                                          render variants ahead of the first request
 """
@@ -12,7 +16,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from urllib.parse import quote
 
+import urllib3
 from werkzeug.datastructures import MultiDict
 
 from .cache import VariantCache, variant_key
@@ -21,9 +27,11 @@ from .formats import negotiate
 from .limits import Limits
 from .params import ImageParams, parse_params
 from .pipeline import Rendered, render
+from .purge import original_tag, purge, tags_for
 from .settings import Settings, SettingsError
 from .signing import sign
 from .sources import Source, SourceStore, open_copies, open_store
+from .sources.urls import UrlStore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(sign(settings.secret, args.url))
         return 0
+    if args.command == "cache" and (args.action == "purge") != bool(args.ids):
+        print("error: cache purge takes image ids, and only purge does", file=sys.stderr)
+        return 2
+    if args.command == "tag":
+        for image_id in args.ids:
+            print(" ".join(tags_for(image_id, [mount.prefix for mount in settings.mounts])))
+        return 0
+    if args.command == "purge":
+        return _purge_instances(settings, args.instances, args.ids)
     cache = VariantCache(settings.cache_dir, settings.cache_size)
     copies = open_copies(settings)
     try:
@@ -47,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if copies is not None:
                 stats["sources"] = copies.stats()  # local copies of remote originals
             print(json.dumps(stats, indent=2))
+        elif args.command == "cache" and args.action == "purge":
+            stores: list[SourceStore] = [open_store(settings, copies)]
+            if copies is not None and settings.url_hosts:
+                stores.append(UrlStore(copies, settings))
+            for image_id in args.ids:
+                print(f"{image_id}: purged {purge(image_id, cache, stores)} entries")
         elif args.command == "cache":
             removed = f"removed {cache.clear()} entries"
             print(removed if copies is None else f"{removed} and {copies.clear()} source copies")
@@ -57,6 +80,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if copies is not None:
             copies.close()
     return 0
+
+
+def _purge_instances(settings: Settings, instances: list[str], ids: list[str]) -> int:
+    """PURGE each id on each instance; one line per answer; 1 if any instance did not purge."""
+    if not settings.purge_token:
+        print("error: PROXY_PURGE_TOKEN is not set", file=sys.stderr)
+        return 2
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(total=10.0), retries=False)
+    headers = {"Authorization": f"Bearer {settings.purge_token}"}
+    failed = 0
+    for base in instances:
+        for image_id in ids:
+            url = f"{base.rstrip('/')}/image/{quote(image_id)}"
+            try:
+                answer = http.request("PURGE", url, headers=headers)
+                body = json.loads(answer.data) if answer.status == 200 else {}
+                outcome = f"purged {body.get('purged')}" if answer.status == 200 else f"HTTP {answer.status}"
+            except (urllib3.exceptions.HTTPError, ValueError) as error:
+                answer, outcome = None, f"failed: {error}"
+            failed += answer is None or answer.status != 200
+            print(f"{base} {image_id}: {outcome}")
+    return 1 if failed else 0
 
 
 def _warm(settings: Settings, cache: VariantCache, store: SourceStore, args: argparse.Namespace) -> int:
@@ -84,6 +129,7 @@ def _warm_one(
         variant_key(source, params, target),
         produce=lambda: _render(store, source, params, target, settings),
         keep=lambda: True,
+        tag=original_tag(source.id),
     )
     return f"{'cached' if variant.hit else 'rendered'}, {variant.length} bytes"
 
@@ -110,8 +156,14 @@ def _csv(text: str) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m proxy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    cache = commands.add_parser("cache", help="inspect or empty the variant cache")
-    cache.add_argument("action", choices=("stats", "clear"))
+    cache = commands.add_parser("cache", help="inspect, empty or purge the variant cache")
+    cache.add_argument("action", choices=("stats", "clear", "purge"))
+    cache.add_argument("ids", nargs="*", help="purge: image ids, as in /image/<id>")
+    purger = commands.add_parser("purge", help="PURGE originals on every instance")
+    purger.add_argument("--instances", type=_csv, required=True, help="base URLs: http://10.0.0.1:8000,...")
+    purger.add_argument("ids", nargs="+", help="image ids, as in /image/<id>")
+    tagger = commands.add_parser("tag", help="print the cache tags of originals")
+    tagger.add_argument("ids", nargs="+", help="image ids, as in /image/<id>")
     warm = commands.add_parser("warm", help="pre-render variants of one original")
     warm.add_argument("id", help="image id, as in /image/<id>")
     warm.add_argument(

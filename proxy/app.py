@@ -17,6 +17,7 @@ from .access import AccessLog
 from .cache import VariantCache, copy_key
 from .errors import register_error_handlers
 from .gate import TransformGate, gate_directory
+from .http import cache_control
 from .intermediate import render_reduced
 from .limits import Limits
 from .metrics import IN_FLIGHT, RENDERS, SOURCE_BYTES, SOURCE_PIXELS, TRANSFORM_SECONDS, register_metrics
@@ -24,10 +25,11 @@ from .ops import ops
 from .params import ImageParams, check_presets, query_parser
 from .pipeline import Rendered
 from .probe import probe
+from .purge import original_tag, tag_headers, tags_for
 from .settings import Settings
 from .sources import Source, SourceStore, open_copies, open_store
 from .sources.urls import UrlStore
-from .views import images
+from .views import images, purges
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,23 @@ class Origin:
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.settings.secret, self.settings.secret_previous) if s)
 
+    @functools.cached_property
+    def cache_control(self) -> str:
+        s = self.settings
+        return cache_control(s.max_age, s.stale_while_revalidate, s.stale_if_error)
+
+    def tag_headers(self, image_id: str, mount: bool = True) -> dict[str, str]:
+        """The cache tag headers for an original: its tag, and its mount's unless ``mount`` is off."""
+        names = self.settings.tag_headers
+        if not names:
+            return {}
+        tags = (
+            tags_for(image_id, [m.prefix for m in self.settings.mounts])
+            if mount
+            else (original_tag(image_id),)
+        )
+        return tag_headers(tags, names)
+
     def render(self, store: SourceStore, source: Source, params: ImageParams, target: str) -> Rendered:
         """Run the pipeline in a transform slot, under the deadline, through a reduced copy of
         the original when that pays (intermediate.py)."""
@@ -52,7 +71,8 @@ class Origin:
             started = time.monotonic()
             info = probe(path)  # read once: the pipeline plans with it, the histograms count it
             limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
-            rendered = render_reduced(self.cache, copy_key(source), path, params, target, limits, info)
+            tag = original_tag(source.id)
+            rendered = render_reduced(self.cache, copy_key(source), path, params, target, limits, info, tag)
             RENDERS.inc()
             TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
             SOURCE_BYTES.observe(info.bytes)
@@ -79,6 +99,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         parse=query_parser(settings),
     )
     app.register_blueprint(images)
+    if settings.purge_token:
+        app.register_blueprint(purges)
     app.register_blueprint(ops)
     register_metrics(app)
     register_error_handlers(app)

@@ -28,6 +28,11 @@ every worker of an instance. Choices, each measured (figures in the README):
 - Values are written to a file before their row is committed, so a worker
   killed mid-write leaves at most an orphan file, never a row that points at a
   partial value.
+- Entries are tagged with their original (purge.py's ``o-`` tag; the type of a variant is read
+  from its first bytes, a 12-byte read) and diskcache indexes tags, so a purge removes every
+  variant and the reduced copy of one original without a scan. A purge also touches the
+  ``purged`` file in the directory, which every worker looks at no more than every
+  ``EPOCH_CHECK`` seconds, emptying its memory tier when it changed.
 - The cache accelerates and never fails a request: any error from SQLite or the
   file system (directory deleted, read-only, disk full, index corrupt) is logged
   once, the request is served uncached, and the cache is reopened (rebuilt, if
@@ -50,6 +55,7 @@ from typing import BinaryIO, TypeVar
 
 import diskcache
 
+from .formats import mime_of
 from .gate import alive
 from .metrics import EVICTIONS
 from .params import ImageParams
@@ -69,6 +75,8 @@ STAT_PREFIX = "stat:"
 RENDERS, HITS, MISSES = (STAT_PREFIX + name for name in ("renders", "hits", "misses"))
 POLICY = "least-recently-touched"
 MEMORY_ENTRY = 256 * 1024  # larger variants stream from their file (sendfile) and stay on disk
+EPOCH_CHECK = 0.5  # seconds between looks at the purge marker: how stale a memory tier may be
+PURGED = "purged"  # the marker file, touched by every purge
 
 # diskcache's policies are rows of this table; ours culls by expiry and writes nothing on a hit.
 # Locks (expiring within the hour) and counters (never expiring) are never culled.
@@ -136,12 +144,18 @@ class VariantCache:
         self._index: int | None = None  # a descriptor of the open index, to notice its deletion
         self._down_since: float | None = None
         self._checked = 0.0
+        self._marker = directory / PURGED
+        self._epoch = self._read_epoch()  # the marker's stamp when last looked at
+        self._epoch_checked = time.monotonic()
         self._open()
 
     # --- the operations the view uses ---------------------------------------------------
 
-    def fetch(self, key: str, produce: Callable[[], Rendered], keep: Callable[[], bool]) -> Variant:
-        """The cached variant, or one rendered by ``produce`` once across all workers and stored.
+    def fetch(
+        self, key: str, produce: Callable[[], Rendered], keep: Callable[[], bool], tag: str | None = None
+    ) -> Variant:
+        """The cached variant, or one rendered by ``produce`` once across all workers and stored
+        under ``tag`` (its original's, for purges).
 
         ``keep`` is asked after rendering whether the result may be stored (the original
         may have been replaced meanwhile); errors from ``produce`` propagate and store nothing.
@@ -156,17 +170,22 @@ class VariantCache:
             rendered = produce()
             self._guard(lambda cache: cache.incr(RENDERS), None)
             if keep():
-                self.put(key, rendered)
+                self.put(key, rendered, tag)
             return Variant(rendered.format.mime, len(rendered.data), rendered.data, hit=False)
 
     def get(self, key: str) -> Variant | None:
         hot = self._recall(key)
         if hot is not None:
             return hot
-        found = self._guard(lambda cache: cache.get(key, read=True, tag=True, expire_time=True), None)
-        body, expires, mime = found if found is not None else (None, None, None)
+        found = self._guard(lambda cache: cache.get(key, read=True, expire_time=True), None)
+        body, expires = found if found is not None else (None, None)
         self._count(MISSES if body is None else HITS)
-        if body is None or not isinstance(mime, str):
+        if body is None:
+            return None
+        mime = mime_of(body[:12] if isinstance(body, bytes) else os.pread(body.fileno(), 12, 0))
+        if mime is None:  # not a variant (a blob or a record asked for by mistake)
+            if not isinstance(body, bytes):
+                body.close()
             return None
         if expires is not None and expires - time.time() < HORIZON - self.touch_every:
             expires = time.time() + HORIZON if self._touch(key) else None
@@ -180,14 +199,52 @@ class VariantCache:
             self._remember(key, mime, body, expires)
         return Variant(mime, len(body), body, hit=True)
 
-    def put(self, key: str, rendered: Rendered) -> None:
-        if self._store(key, rendered.data, rendered.format.mime):
+    def put(self, key: str, rendered: Rendered, tag: str | None = None) -> None:
+        if self._store(key, rendered.data, tag):
             self._remember(key, rendered.format.mime, rendered.data, time.time() + HORIZON)
+
+    # --- purges (purge.py) ------------------------------------------------------------------
+
+    def purge(self, tag: str) -> int:
+        """Remove every entry stored under ``tag``, here and, within EPOCH_CHECK seconds, from
+        every worker's memory tier; the number removed."""
+        removed = int(self._guard(lambda cache: cache.evict(tag, retry=True), 0))
+        try:
+            self._marker.touch()
+            os.utime(self._marker, ns=(time.time_ns(), time.time_ns()))  # a new stamp, even within a tick
+        except OSError as error:
+            log.warning("could not mark the purge in %s: %s", self._marker, error)
+        self._clear_memory()
+        return removed
+
+    def epoch(self) -> int:
+        """The purge marker's stamp, looked at no more than every EPOCH_CHECK seconds: changes
+        after any purge, by any process. Empties this worker's memory tier when it changed."""
+        now = time.monotonic()
+        if now - self._epoch_checked >= EPOCH_CHECK:
+            self._epoch_checked = now
+            stamp = self._read_epoch()
+            if stamp != self._epoch:
+                self._epoch = stamp
+                self._clear_memory()
+        return self._epoch
+
+    def _read_epoch(self) -> int:
+        try:
+            return os.stat(self._marker).st_mtime_ns
+        except OSError:
+            return 0
+
+    def _clear_memory(self) -> None:
+        with self._state:
+            self._hot.clear()
+            self._hot_bytes = 0
 
     # --- the in-memory tier -------------------------------------------------------------
 
     def _recall(self, key: str) -> Variant | None:
         self._check()  # hits from memory must not hide a deleted index for longer than misses do
+        self.epoch()  # nor a purge
         with self._state:
             hot = self._hot.get(key)
             if hot is None:
@@ -241,8 +298,8 @@ class VariantCache:
 
         return self._guard(read, None)
 
-    def put_blob(self, key: str, data: bytes) -> None:
-        self._store(key, data, None)
+    def put_blob(self, key: str, data: bytes, tag: str | None = None) -> None:
+        self._store(key, data, tag)
 
     def open_blob(self, key: str) -> BinaryIO | None:
         """An open file of the value's bytes (values of a ``files_only`` cache), or None."""
@@ -345,9 +402,7 @@ class VariantCache:
         return self._guard(collect, {})
 
     def clear(self) -> int:
-        with self._state:
-            self._hot.clear()
-            self._hot_bytes = 0
+        self._clear_memory()
         return int(self._guard(lambda cache: cache.clear(), 0))
 
     def close(self) -> None:
@@ -442,6 +497,7 @@ class VariantCache:
             sqlite_wal_autocheckpoint=WAL_PAGES,
             sqlite_journal_size_limit=WAL_PAGES * PAGE_SIZE,
             sqlite_mmap_size=0,  # mmap turns an index truncated under us into SIGBUS, a dead worker
+            tag_index=True,  # purges find an original's entries by their tag
             **({"disk_min_file_size": 0} if self._files_only else {}),
         )
         try:

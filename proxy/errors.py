@@ -2,7 +2,9 @@
 
     ProxyError                 500  (base; never raised directly)
     ├── InvalidParameter       400  a query parameter is unknown, malformed or over a limit
+    ├── MissingToken           401  a PURGE without a bearer token
     ├── BadSignature           403  signing is on and ``sig`` is missing or wrong
+    ├── BadToken               403  a PURGE with the wrong token
     ├── BlockedAddress         403  a fetch would reach a loopback, private or otherwise internal address
     ├── NotFound               404  unknown id, or one that escapes the image root
     ├── SourceTooLarge         413  the original is over a size limit
@@ -62,6 +64,20 @@ class BadSignature(ProxyError):
         super().__init__(message)
 
 
+class MissingToken(ProxyError):
+    status = 401
+
+    def __init__(self, message: str = "PURGE needs Authorization: Bearer <PROXY_PURGE_TOKEN>") -> None:
+        super().__init__(message)
+
+
+class BadToken(ProxyError):
+    status = 403
+
+    def __init__(self, message: str = "wrong purge token") -> None:
+        super().__init__(message)
+
+
 class BlockedAddress(ProxyError):
     status = 403
 
@@ -116,6 +132,8 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(error, Overloaded):
             REFUSALS.labels(error.reason).inc()
             response.headers["Retry-After"] = str(error.retry_after)
+        elif isinstance(error, MissingToken):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="purge"'
         return response
 
     @app.errorhandler(HTTPException)

@@ -72,6 +72,19 @@ FORMATS: dict[str, Format] = {f.name: f for f in (PNG, JPEG, WEBP, AVIF) if _wri
 REQUESTABLE = (*FORMATS, "auto")  # the values ``fmt`` accepts
 
 
+def mime_of(head: bytes) -> str | None:
+    """The type of bytes we encoded, from their first 12: how the cache knows what it serves."""
+    if head.startswith(b"\x89PNG"):
+        return PNG.mime
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG.mime
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP.mime
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return AVIF.mime
+    return None
+
+
 def negotiate(requested: str | None, accept: str) -> str:
     """The request's target: ``requested`` itself, or for ``auto`` the best type the client names
     in its ``Accept`` header (read only then: a hit with an explicit format never parses it).

@@ -29,19 +29,32 @@ if TYPE_CHECKING:
 class Validators:
     etag: str  # unquoted, strong
     last_modified: datetime
-    max_age: int
+    cache_control: str  # from cache_control(), built once per app
     vary_accept: bool  # the format was negotiated from Accept
+    tags: dict[str, str]  # cache tag headers (purge.py)
 
     def headers(self) -> dict[str, str]:
         """What a 200 and a 304 both carry (RFC 9110 15.4.5)."""
         headers = {
             "ETag": f'"{self.etag}"',
             "Last-Modified": http_date(self.last_modified),
-            "Cache-Control": f"public, max-age={self.max_age}",
+            "Cache-Control": self.cache_control,
+            **self.tags,
         }
         if self.vary_accept:
             headers["Vary"] = "Accept"
         return headers
+
+
+def cache_control(max_age: int, stale_while_revalidate: int, stale_if_error: int) -> str:
+    """``public, max-age`` and the RFC 5861 stale allowances that are not zero: a front may
+    answer from a stale copy while it revalidates, or while the origin fails."""
+    parts = [f"public, max-age={max_age}"]
+    if stale_while_revalidate:
+        parts.append(f"stale-while-revalidate={stale_while_revalidate}")
+    if stale_if_error:
+        parts.append(f"stale-if-error={stale_if_error}")
+    return ", ".join(parts)
 
 
 def etag_for(key: str) -> str:

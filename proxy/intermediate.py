@@ -52,7 +52,7 @@ class BlobStore(Protocol):
 
     def get_blob(self, key: str) -> bytes | None: ...
 
-    def put_blob(self, key: str, data: bytes) -> None: ...
+    def put_blob(self, key: str, data: bytes, tag: str | None = None) -> None: ...
 
     def first_sight(self, key: str) -> bool: ...
 
@@ -113,8 +113,10 @@ def render_reduced(
     target: str,
     limits: Limits = DEFAULT_LIMITS,
     info: SourceInfo | None = None,
+    tag: str | None = None,
 ) -> Rendered:
-    """Render through the original's reduced copy when one is kept or now worth keeping."""
+    """Render through the original's reduced copy when one is kept or now worth keeping (stored
+    under ``tag``, the original's, so that a purge drops it with the variants)."""
     info = info or probe(path)  # read once, passed on
     declared = oriented_size(info)
     if declared is None or max(declared) < ELIGIBLE or info.frames > 1:  # a copy holds one frame
@@ -124,7 +126,7 @@ def render_reduced(
     if copy is None and not store.first_sight(key):  # seen before: a copy pays from now on
         copy = build(path, limits, info)
         if copy is not None:
-            store.put_blob(key, copy.to_bytes())
+            store.put_blob(key, copy.to_bytes(), tag)
     if copy is not None and copy.serves(params):
         return finish(copy.image, copy.source_format, copy.source_size, 1, params, target, limits)
     return render(path, params, target, limits, info)

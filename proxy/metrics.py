@@ -25,6 +25,8 @@ REQUESTS = Counter("image_origin_requests_total", "HTTP requests answered, by st
 CACHE = Counter("image_origin_cache_requests_total", "Image requests by cache outcome", ["outcome"])
 CACHE_HITS, CACHE_MISSES = CACHE.labels("hit"), CACHE.labels("miss")  # bound once, not per request
 EVICTIONS = Counter("image_origin_cache_evictions_total", "Variants evicted to keep the size bound")
+PURGES = Counter("image_origin_purges_total", "Originals purged (PURGE requests and the CLI)")
+PURGED = Counter("image_origin_purged_entries_total", "Cache entries removed by purges")
 RENDERS = Counter("image_origin_pipeline_runs_total", "Pipeline runs (decode, transform, encode)")
 IN_FLIGHT = Gauge("image_origin_transforms_in_flight", "Transforms running now", multiprocess_mode="livesum")
 QUEUED = Gauge(

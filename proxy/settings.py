@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 PREFIX = "PROXY_"
+MIN_TOKEN = 16  # bytes a purge token must have: guessable ones would let anybody empty the caches
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 
 _SIZE_UNITS = {
@@ -65,6 +66,9 @@ class Settings:
     cache_size: int = 2**30  # bytes; the cache directory's upper bound
     memory_cache_size: int = 32 << 20  # bytes of small variants each worker also keeps in memory
     max_age: int = 86400  # seconds, for Cache-Control: max-age
+    stale_while_revalidate: int = 60  # seconds a cache may serve a stale copy while it revalidates
+    stale_if_error: int = 86400  # seconds a cache may serve a stale copy while the origin fails
+    tag_headers: tuple[str, ...] = ("Surrogate-Key", "Cache-Tag")  # where cache tags go (purge.py)
     max_dimension: int = 8192  # pixels; largest w or h accepted, after dpr
     max_source_pixels: int = 50_000_000  # pixels an original may declare (width x height)
     max_source_bytes: int = 50_000_000  # bytes an original file may have
@@ -74,6 +78,7 @@ class Settings:
     secret_previous: str | None = field(default=None, repr=False)  # still accepted, while rotating
     presets: Presets = field(default_factory=lambda: MappingProxyType({}))  # named parameter sets
     presets_only: bool = False  # refuse anything but ?preset=<name>
+    purge_token: str | None = field(default=None, repr=False)  # set: PURGE with this bearer token
     max_transforms: int = field(default_factory=lambda: os.cpu_count() or 1)  # at once, per instance
     transform_queue: int = 48  # misses waiting per worker, at most: a safeguard (gunicorn.conf.py threads)
     transform_wait: float = 10.0  # seconds a miss may wait for a transform slot, expected or actual
@@ -98,8 +103,15 @@ class Settings:
             raise SettingsError(f"{PREFIX}CACHE_SIZE: {self.cache_size} bytes is below 16 MiB")
         if self.memory_cache_size < 0:
             raise SettingsError(f"{PREFIX}MEMORY_CACHE_SIZE: must be >= 0, got {self.memory_cache_size}")
-        if self.max_age < 0:
-            raise SettingsError(f"{PREFIX}MAX_AGE: must be >= 0 seconds, got {self.max_age}")
+        for name in ("max_age", "stale_while_revalidate", "stale_if_error"):
+            if getattr(self, name) < 0:
+                raise SettingsError(
+                    f"{PREFIX}{name.upper()}: must be >= 0 seconds, got {getattr(self, name)}"
+                )
+        if self.purge_token is not None and len(self.purge_token.strip().encode()) < MIN_TOKEN:
+            raise SettingsError(
+                f"{PREFIX}PURGE_TOKEN: must be at least {MIN_TOKEN} bytes (set it from a random source)"
+            )
         if not 1 <= self.max_dimension <= 65500:
             raise SettingsError(f"{PREFIX}MAX_DIMENSION: must be within 1..65500, got {self.max_dimension}")
         for name in (
@@ -200,6 +212,17 @@ def _parse_text(name: str, raw: str) -> str:
     return raw
 
 
+def parse_header_names(name: str, raw: str) -> tuple[str, ...]:
+    """``Surrogate-Key,Cache-Tag`` -> header names; ``none`` for no cache tags at all."""
+    if raw.lower() == "none":
+        return ()
+    names = tuple(filter(None, (part.strip() for part in raw.split(","))))
+    for header in names:
+        if not re.fullmatch(r"[A-Za-z0-9-]+", header):
+            raise SettingsError(f"{name}: {header!r} is not a header name")
+    return names
+
+
 def parse_hosts(name: str, raw: str) -> tuple[str, ...]:
     """``images.example.com,*.cdn.example.net`` or ``*``: host names, with ``*.`` for subdomains."""
     hosts = tuple(filter(None, (part.strip().lower() for part in raw.split(","))))
@@ -276,6 +299,9 @@ _PARSERS = {
     "cache_size": parse_size,
     "memory_cache_size": parse_size,
     "max_age": _parse_int,
+    "stale_while_revalidate": _parse_int,
+    "stale_if_error": _parse_int,
+    "tag_headers": parse_header_names,
     "max_dimension": _parse_int,
     "max_source_pixels": _parse_int,
     "max_source_bytes": parse_size,
@@ -285,6 +311,7 @@ _PARSERS = {
     "secret_previous": _parse_text,
     "presets": parse_presets,
     "presets_only": _parse_bool,
+    "purge_token": _parse_text,
     "max_transforms": _parse_int,
     "transform_queue": _parse_int,
     "transform_wait": _parse_seconds,

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from .access import TRANSFORM
 from .cache import variant_key
-from .errors import NotFound
+from .errors import BadToken, MissingToken, NotFound
 from .formats import negotiate
 from .http import Validators, etag_for, image_response, is_not_modified, not_modified_response
 from .metrics import CACHE_HITS, CACHE_MISSES
+from .purge import original_tag, purge
 from .signing import verify
-from .sources import Source, SourceStore
+from .sources import Source, SourceStore, check_id
 from .sources.urls import url_id
 
 if TYPE_CHECKING:
     from .app import Origin
 
 images = Blueprint("images", __name__)
+purges = Blueprint("purges", __name__)  # registered only when PROXY_PURGE_TOKEN is set
 
 
 # merge_slashes=False: "//etc/passwd" must be a 404, not a redirect to a path that might exist.
@@ -53,8 +56,9 @@ def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
     validators = Validators(
         etag=etag_for(key),
         last_modified=source.last_modified,
-        max_age=origin.settings.max_age,
+        cache_control=origin.cache_control,
         vary_accept=params.fmt == "auto",
+        tags=origin.tag_headers(source.id),
     )
     if is_not_modified(environ, validators):  # 4. revalidation costs a stat
         return not_modified_response(validators)
@@ -62,9 +66,48 @@ def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
         key,
         produce=lambda: origin.render(store, source, params, target),
         keep=lambda: _unchanged(store, source),
+        tag=original_tag(source.id),
     )
     (CACHE_HITS if variant.hit else CACHE_MISSES).inc()
     return image_response(variant, validators, environ)  # 6.
+
+
+@purges.route(
+    "/image/<path:image_id>", methods=["PURGE"], provide_automatic_options=False, merge_slashes=False
+)
+def purge_image(image_id: str) -> Response:
+    """Drop every variant of one original from this instance (purge.py)."""
+    origin: Origin = current_app.extensions["proxy"]
+    _authorize(origin.settings.purge_token)
+    check_id(image_id)  # an id no store could hold is a 404, as for a GET
+    return _purged(origin, image_id)
+
+
+@purges.route("/url/<encoded>", methods=["PURGE"], provide_automatic_options=False)
+def purge_url(encoded: str) -> Response:
+    origin: Origin = current_app.extensions["proxy"]
+    _authorize(origin.settings.purge_token)
+    return _purged(origin, url_id(encoded))
+
+
+def _authorize(token: str | None) -> None:
+    """401 without a bearer token, 403 with another one (compared in constant time)."""
+    assert token is not None  # the routes exist only with a token
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise MissingToken()
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise BadToken()
+
+
+def _purged(origin: Origin, image_id: str) -> Response:
+    """The count, and the original's tag in the tag headers, for a front to purge its own copies by."""
+    stores = (origin.store,) if origin.urls is None else (origin.store, origin.urls)
+    removed = purge(image_id, origin.cache, stores)
+    tag = original_tag(image_id)
+    response = jsonify({"id": image_id, "tag": tag, "purged": removed})
+    response.headers.update({"Cache-Control": "no-store", **origin.tag_headers(image_id, mount=False)})
+    return response
 
 
 def _unchanged(store: SourceStore, source: Source) -> bool:

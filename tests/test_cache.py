@@ -30,7 +30,8 @@ SOURCE = Source("a.jpg", "1-2-3", datetime(2026, 1, 1, tzinfo=UTC), "/dev/null")
 
 
 def rendered(size: int, seed: int = 0) -> Rendered:
-    return Rendered(random.Random(seed).randbytes(size), FORMATS["webp"])
+    """``size`` bytes that start as a WebP does (the cache reads a variant's type from them)."""
+    return Rendered((b"RIFF\0\0\0\0WEBP" + random.Random(seed).randbytes(size))[:size], FORMATS["webp"])
 
 
 def present(cache: VariantCache, key: str) -> bool:

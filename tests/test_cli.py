@@ -1,4 +1,4 @@
-"""python -m proxy: cache stats, cache clear, warm; run as an operator would, in a subprocess."""
+"""python -m proxy: cache stats, clear and purge, warm, tag, purge; run as an operator would."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from proxy import create_app
+from proxy.purge import mount_tag, original_tag
 from proxy.settings import Settings
 
-from .server import REPO
+from .server import REPO, free_port, start_gunicorn
 from .upstreams import web_originals
 
 
@@ -95,3 +97,67 @@ def test_remote_originals_are_warmed_counted_and_cleared(settings: Settings) -> 
         cleared = run(settings, "cache", "clear", **remote)
         assert cleared.returncode == 0 and "source copies" in cleared.stdout
         assert json.loads(run(settings, "cache", "stats", **remote).stdout)["sources"]["entries"] == 0
+
+
+def test_tag_prints_what_a_cdn_purges_by(settings: Settings) -> None:
+    result = run(settings, "tag", "photo.jpg", "a b,c.png")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == [original_tag("photo.jpg"), original_tag("a b,c.png")]
+    mounted = run(settings, "tag", "shop/x.jpg", PROXY_SOURCE=f"shop/={settings.image_root.as_uri()}")
+    assert mounted.stdout.split() == [original_tag("shop/x.jpg"), mount_tag("shop/")]
+
+
+def test_cache_purge_drops_one_originals_variants(settings: Settings) -> None:
+    assert run(settings, "warm", "photo.jpg", "--sizes", "100,200", "--fmt", "webp").returncode == 0
+    assert run(settings, "warm", "quadrants.png", "--sizes", "100", "--fmt", "webp").returncode == 0
+    result = run(settings, "cache", "purge", "photo.jpg", "unknown.jpg")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["photo.jpg: purged 2 entries", "unknown.jpg: purged 0 entries"]
+    assert stats(settings)["entries"] == 1
+    assert run(settings, "cache", "purge").returncode == 2  # ids are needed
+
+
+def test_purge_reaches_every_instance_and_says_which_failed(settings: Settings) -> None:
+    token = "a-purge-token-long-enough"
+    env = {"PROXY_IMAGE_ROOT": str(settings.image_root), "PROXY_PURGE_TOKEN": token}
+    servers = [
+        start_gunicorn({**env, "PROXY_CACHE_DIR": str(settings.cache_dir / str(n))}, workers=1)
+        for n in (1, 2)
+    ]
+    try:
+        for server in servers:
+            assert server.request("GET", "/image/photo.jpg?w=50")[0] == 200
+        bases = [f"http://127.0.0.1:{server.port}" for server in servers]
+        result = run(settings, "purge", "--instances", ",".join(bases), "photo.jpg", PROXY_PURGE_TOKEN=token)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.splitlines() == [f"{base} photo.jpg: purged 1" for base in bases]
+        for server in servers:
+            assert server.request("GET", "/image/photo.jpg?w=50")[1]["x-cache"] == "MISS"
+        dead = f"http://127.0.0.1:{free_port()}"
+        failing = run(
+            settings, "purge", "--instances", f"{bases[0]},{dead}", "photo.jpg", PROXY_PURGE_TOKEN=token
+        )
+        assert failing.returncode == 1 and f"{bases[0]} photo.jpg: purged 1" in failing.stdout
+        assert f"{dead} photo.jpg: failed" in failing.stdout
+        wrong = run(settings, "purge", "--instances", bases[0], "photo.jpg", PROXY_PURGE_TOKEN=token + "x")
+        assert wrong.returncode == 1 and "HTTP 403" in wrong.stdout
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_purge_reaches_every_worker_within_a_second(settings: Settings) -> None:
+    """Each worker keeps small hits in memory; after a purge by one, none serves from memory."""
+    token = "a-purge-token-long-enough"
+    env = {"PROXY_IMAGE_ROOT": str(settings.image_root), "PROXY_PURGE_TOKEN": token}
+    server = start_gunicorn({**env, "PROXY_CACHE_DIR": str(settings.cache_dir)}, workers=2)
+    try:
+        for _ in range(5):
+            for _ in range(8):  # on both workers, most likely: each remembers the variant
+                assert server.request("GET", "/image/photo.jpg?w=64")[0] == 200
+            status, _, _ = server.request("PURGE", "/image/photo.jpg", {"Authorization": f"Bearer {token}"})
+            assert status == 200
+            time.sleep(1.0)
+            assert server.request("GET", "/image/photo.jpg?w=64")[1]["x-cache"] == "MISS"
+    finally:
+        server.stop()

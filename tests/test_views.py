@@ -32,7 +32,10 @@ def test_resize_and_convert(client: FlaskClient) -> None:
 
 def test_caching_headers(client: FlaskClient) -> None:
     response = client.get("/image/photo.jpg?w=100")
-    assert response.headers["Cache-Control"] == "public, max-age=3600"
+    assert (
+        response.headers["Cache-Control"]
+        == "public, max-age=3600, stale-while-revalidate=60, stale-if-error=86400"
+    )
     etag = response.headers["ETag"]
     assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
     assert response.headers["Last-Modified"].endswith("GMT")

@@ -47,6 +47,10 @@ class SourceStore(Protocol):
         """The source for ``image_id``, or ``NotFound``; metadata only."""
         ...
 
+    def forget(self, image_id: str) -> int:
+        """Drop what is remembered of ``image_id`` (purge.py); entries removed, 0 if not ours."""
+        ...
+
     def local(self, source: Source) -> AbstractContextManager[str]:
         """A local file with the source's bytes, readable until the block ends."""
         ...
@@ -58,6 +62,8 @@ class Backend(Protocol):
     def resolve(self, image_id: str, key: str) -> Source: ...
 
     def local(self, source: Source, key: str) -> AbstractContextManager[str]: ...
+
+    def forget(self, image_id: str) -> int: ...
 
 
 def check_id(image_id: str) -> list[str]:
@@ -86,6 +92,12 @@ class MountedStore:
         check_id(image_id)
         prefix, backend = self._mount(image_id)
         return backend.resolve(image_id, image_id[len(prefix) :])
+
+    def forget(self, image_id: str) -> int:
+        try:
+            return self._mount(image_id)[1].forget(image_id)
+        except NotFound:
+            return 0
 
     @contextmanager
     def local(self, source: Source) -> Iterator[str]:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
 from ..errors import NotFound, UpstreamFailed, UpstreamTimeout
+from ..purge import original_tag
 from . import Source
 
 if TYPE_CHECKING:
@@ -93,8 +94,13 @@ class RemoteStore:
         self._memo: OrderedDict[str, tuple[float, Source | None]] = OrderedDict()  # id: until, source
         self._memo_lock = threading.Lock()
         self._failing = False  # an outage was logged; cleared by the next success
+        self._epoch = copies.epoch()  # the copies' purge marker, when the memo was last valid
 
     def resolve(self, image_id: str, key: str) -> Source:
+        if self._copies.epoch() != self._epoch:  # purged somewhere: remember nothing from before
+            self._epoch = self._copies.epoch()
+            with self._memo_lock:
+                self._memo.clear()
         remembered = self._memo.get(image_id)
         if remembered is not None and remembered[0] > time.monotonic():
             if remembered[1] is None:
@@ -107,6 +113,16 @@ class RemoteStore:
             self._remember_missing(image_id)
             raise NotFound()
         return self._remember(image_id, self._revalidate(image_id, key, record))
+
+    def forget(self, image_id: str) -> int:
+        """Drop every local copy of ``image_id``, its remembered version and any remembered
+        refusal, so that the next request asks upstream; other workers' memos within a second."""
+        removed = self._copies.purge(original_tag(image_id))
+        for key in (_record_key(image_id), _missing_key(image_id)):
+            self._copies.delete(key)
+        with self._memo_lock:
+            self._memo.pop(image_id, None)
+        return removed
 
     @contextmanager
     def local(self, source: Source, key: str) -> Iterator[str]:
@@ -160,7 +176,7 @@ class RemoteStore:
             modified = fetched.last_modified.timestamp() if fetched.last_modified else now
             version = fetched.etag or f"{modified:.0f}-{len(fetched.data):x}"
             record = Record(version, fetched.etag, modified, now)
-            self._copies.put_blob(_copy_key(image_id, version), fetched.data)
+            self._copies.put_blob(_copy_key(image_id, version), fetched.data, original_tag(image_id))
         self._copies.set_value(_record_key(image_id), record)
         return record, fetched.data if fetched else None
 

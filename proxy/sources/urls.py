@@ -42,6 +42,9 @@ class UrlStore:
             raise BlockedAddress(f"host {host!r} is not in PROXY_URL_HOSTS")
         return self._remote.resolve(image_id, url)
 
+    def forget(self, image_id: str) -> int:
+        return self._remote.forget(image_id) if image_id.startswith(PREFIX) else 0
+
     @contextmanager
     def local(self, source: Source) -> Iterator[str]:
         with self._remote.local(source, source.id.removeprefix(PREFIX)) as path:
