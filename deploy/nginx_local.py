@@ -2,9 +2,10 @@
 
     python deploy/nginx_local.py PREFIX LISTEN_PORT ORIGIN_HOST:PORT...   # prints the nginx command
 
-The shipped file is used as is, with only its three EDIT lines pointed at the prefix and the
-given addresses; the main configuration around it keeps every path under the prefix. Started
-by root (as CI is), nginx runs as nobody, master and workers alike, owning only the prefix.
+The shipped file is used as is, with only its EDIT lines pointed at the prefix and the given
+addresses (and the validity shortened where a test asks); the main configuration around it
+keeps every path under the prefix. Started by root (as CI is), nginx runs as nobody, master
+and workers alike, owning only the prefix.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ DEPLOY = Path(__file__).resolve().parent / "nginx.conf"
 NOBODY = pwd.getpwnam("nobody")
 
 
-def write_config(prefix: Path, port: int, *origins: str) -> list[str]:
-    """Write PREFIX/nginx.conf (including the adapted deploy file); return the command to run it."""
+def write_config(prefix: Path, port: int, *origins: str, validity: int | None = None) -> list[str]:
+    """Write PREFIX/nginx.conf (including the adapted deploy file); return the command to run it.
+
+    ``validity`` replaces the front's own validity (seconds), for tests that cannot wait 30 s.
+    """
     prefix.mkdir(parents=True, exist_ok=True)
     conf = DEPLOY.read_text()
     conf = re.sub(r"proxy_cache_path \S+", f"proxy_cache_path {prefix}/cache", conf)
     servers = " ".join(f"server {origin};" for origin in origins)
     conf = re.sub(r"server unix:\S+;", servers, conf)
     conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    if validity is not None:
+        conf = re.sub(r"proxy_cache_valid 200 \S+;", f"proxy_cache_valid 200 {validity}s;", conf)
     (prefix / "image-origin.conf").write_text(conf)
     temp = " ".join(
         f"{kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -64,7 +64,7 @@ class Front:
         self.origin.stop()
 
 
-def start_front(base: Path, workers: int | None = 2, **env: str) -> Front:
+def start_front(base: Path, workers: int | None = 2, validity: int | None = None, **env: str) -> Front:
     images = base / "images"
     images.mkdir()
     for name in ("rocket.jpg", "chelsea.png"):
@@ -83,7 +83,7 @@ def start_front(base: Path, workers: int | None = 2, **env: str) -> Front:
         workers=workers,
     )
     port = free_port()
-    command = write_config(base / "nginx", port, f"127.0.0.1:{origin.port}")
+    command = write_config(base / "nginx", port, f"127.0.0.1:{origin.port}", validity=validity)
     nginx = subprocess.Popen(command)
     front = Front(origin, nginx, port, access_log)
     try:
@@ -149,7 +149,7 @@ def test_errors_are_not_cached(front: Front) -> None:
 
 
 def test_stale_variants_are_served_when_the_origin_is_down(tmp_path: Path) -> None:
-    front = start_front(tmp_path, PROXY_MAX_AGE="1")
+    front = start_front(tmp_path, validity=1)
     try:
         status, headers, body = front.request("/image/rocket.jpg?w=90")
         assert status == 200 and headers["x-cache-status"] == "MISS"
@@ -162,6 +162,33 @@ def test_stale_variants_are_served_when_the_origin_is_down(tmp_path: Path) -> No
         assert status == 200 and headers["x-cache-status"] == "STALE" and again == body
         status, headers, _ = front.request("/image/rocket.jpg?w=91")  # never cached: nothing to serve
         assert status == 502
+    finally:
+        front.stop()
+
+
+def test_the_fronts_validity_is_its_own_and_bounds_a_deleted_original(tmp_path: Path) -> None:
+    """Browsers may be told max-age=0 or a day; nginx keeps its copy for its own validity, then
+    revalidates (a 304 from the origin keeps it a hit), and a deleted original is a 404 after it."""
+    front = start_front(tmp_path, validity=2, PROXY_MAX_AGE="0", PROXY_STALE_WHILE_REVALIDATE="0")
+    try:
+        shutil.copy(REPO / "samples" / "rocket.jpg", tmp_path / "images" / "gone.jpg")
+        url = "/image/gone.jpg?w=80"
+        status, first, body = front.request(url)
+        assert status == 200 and first["x-cache-status"] == "MISS" and "max-age=0" in first["cache-control"]
+        assert front.request(url)[1]["x-cache-status"] == "HIT"  # max-age=0 is for browsers only
+        status, again, _ = front.request(url, If_None_Match=first["etag"])
+        assert status == 304  # answered by nginx
+        time.sleep(3)
+        front.request(url)  # expired: revalidated, the origin answers 304 from a stat
+        deadline = time.monotonic() + 2
+        while '" 304 ' not in front.access_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert '" 304 ' in front.access_log.read_text()
+        assert front.request(url)[1]["x-cache-status"] in ("HIT", "REVALIDATED")
+        (tmp_path / "images" / "gone.jpg").unlink()
+        time.sleep(3)  # past the validity
+        statuses = [front.request(url)[0] for _ in range(3)]
+        assert statuses == [404, 404, 404], statuses
     finally:
         front.stop()
 

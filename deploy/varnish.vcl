@@ -1,0 +1,96 @@
+# Varnish in front of the image origin (Varnish 7, with varnish-modules for xkey). Edit the
+# marked backend lines; tests/test_varnish.py runs this very file (deploy/varnish_local.py).
+#
+# What it does, and why:
+# - Caches /image/ and /url/ answers by URL; only fmt=auto answers vary, on an Accept header
+#   first reduced to the three choices the origin's negotiation can make, so every browser
+#   shares one entry per format instead of one per Accept string.
+# - Keeps each object past its freshness (grace, keep): a client is answered from the stale
+#   copy while Varnish revalidates it in the background with If-None-Match (a 304 from a stat
+#   on the origin), and while the origin fails, for as long as its stale-if-error allows.
+# - Coalesces concurrent misses for one URL into one origin request (Varnish does so itself).
+# - PURGE /image/<id> goes to the origin, which checks the bearer token and drops the
+#   original everywhere it keeps it; if it agrees, the objects tagged with the original's tag
+#   (the Surrogate-Key it answers with) are purged here too: one request for both.
+
+vcl 4.1;
+
+import std;
+import xkey;
+
+backend origin {
+    .host = "127.0.0.1";  # EDIT: where gunicorn listens
+    .port = "8000";  # EDIT
+    .connect_timeout = 2s;
+    .first_byte_timeout = 65s;  # longer than gunicorn's 60 s worker timeout
+    .probe = {
+        .url = "/healthz";
+        .interval = 2s;
+        .timeout = 1s;
+        .window = 3;
+        .threshold = 2;
+    }
+}
+
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        return (pass);  # the origin decides (token); vcl_deliver applies its answer here
+    }
+    if ((req.method != "GET" && req.method != "HEAD") || req.url !~ "^/(image|url)/") {
+        return (pass);  # other methods get the origin's 405; /healthz, /metrics are never cached
+    }
+    unset req.http.Cookie;
+    unset req.http.Authorization;
+    if (req.url ~ "[?&]fmt=auto(&|$)") {
+        # The origin's negotiation, reduced: a type counts when named with q > 0.
+        if (req.http.Accept ~ "image/avif(?!\s*;\s*q=0(\.0*)?\s*(,|$))") {
+            set req.http.Accept = "image/avif";
+        } elsif (req.http.Accept ~ "image/webp(?!\s*;\s*q=0(\.0*)?\s*(,|$))") {
+            set req.http.Accept = "image/webp";
+        } else {
+            set req.http.Accept = "image/jpeg";
+        }
+    } else {
+        unset req.http.Accept;  # an explicit format: Accept changes nothing
+    }
+    if (std.healthy(req.backend_hint)) {
+        set req.grace = 60s;  # stale-while-revalidate, while the origin answers
+    }
+    return (hash);
+}
+
+sub vcl_backend_response {
+    if (bereq.is_bgfetch && beresp.status >= 500) {
+        return (abandon);  # a failed background revalidation: keep serving the stale copy
+    }
+    if (beresp.http.Surrogate-Key) {
+        set beresp.http.xkey = beresp.http.Surrogate-Key;  # what xkey indexes objects by
+    }
+    # Stale copies stay usable for the origin's stale-if-error (grace, narrowed to 60 s by
+    # vcl_recv while the origin is healthy), and revalidatable by ETag for a week after that.
+    if (beresp.http.Cache-Control ~ "stale-if-error=[0-9]+") {
+        set beresp.grace = std.duration(regsub(beresp.http.Cache-Control, ".*stale-if-error=([0-9]+).*", "\1s"), 60s);
+    }
+    set beresp.keep = 7d;
+    return (deliver);
+}
+
+sub vcl_deliver {
+    unset resp.http.xkey;
+    if (req.method == "PURGE") {
+        if (resp.status == 200 && resp.http.Surrogate-Key) {
+            set resp.http.X-Front-Purged = xkey.purge(resp.http.Surrogate-Key);
+        }
+        return (deliver);
+    }
+    # The origin's own X-Cache says how it answered Varnish; clients get Varnish's.
+    if (resp.http.X-Cache) {
+        set resp.http.X-Origin-Cache = resp.http.X-Cache;
+    }
+    if (obj.hits > 0) {
+        set resp.http.X-Cache = "HIT";
+    } else {
+        set resp.http.X-Cache = "MISS";
+    }
+    return (deliver);
+}
