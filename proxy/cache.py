@@ -317,7 +317,8 @@ class VariantCache:
         return self._guard(lambda cache: cache.get(key, retry=True), None)
 
     def set_value(self, key: str, value: object, expire: float = HORIZON) -> None:
-        self._guard(lambda cache: cache.set(key, value, expire=expire), None)
+        """Store a record, waiting out a busy index: a record lost would mean a second fetch."""
+        self._guard(lambda cache: cache.set(key, value, expire=expire, retry=True), None)
 
     def delete(self, key: str) -> None:
         self._guard(lambda cache: cache.delete(key), None)
@@ -332,7 +333,9 @@ class VariantCache:
             return False
 
         def store(cache: diskcache.Cache) -> bool:
-            cache.set(key, data, tag=tag, expire=HORIZON)
+            # A variant not stored for contention is rendered again later; a copy of a remote
+            # original would be fetched again, so the copies' cache waits the contention out.
+            cache.set(key, data, tag=tag, expire=HORIZON, retry=self._files_only)
             if cache.volume() > self.size_limit:
                 EVICTIONS.inc(cache.cull())
             return True
