@@ -34,12 +34,13 @@ max_requests_jitter = 500
 preload_app = True
 # The app writes one JSON line per request (proxy.access: id, transform, status, cache, ms) to
 # stdout, so gunicorn's own text access log is off unless asked for (GUNICORN_ACCESSLOG=-).
-# The JSON line costs ~9% of a cache hit's throughput (measured: 4,606 against 5,040 req/s);
-# behind nginx, whose own log sees every request, GUNICORN_JSON_ACCESSLOG=0 turns it off.
+# The JSON line costs ~3% of a cache hit's throughput (bench/access_log.py: it is written in
+# batches by a thread, see proxy/access.py); behind nginx, whose own log sees every request,
+# GUNICORN_JSON_ACCESSLOG=0 turns it off.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 json_access_level = "INFO" if os.environ.get("GUNICORN_JSON_ACCESSLOG", "1") != "0" else "WARNING"
 # Our JSON lines never show the caller, thread or process, so logging need not look them up
-# (the logging HOWTO's "Optimization" section): ~6 us of every request's access line.
+# (the logging HOWTO's "Optimization" section).
 logging._srcfile = None
 logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 errorlog = "-"

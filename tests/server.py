@@ -79,14 +79,19 @@ def gunicorn_command(bind: str, *extra: str, app: str = "proxy.app:create_app()"
 
 
 def start_gunicorn(
-    env: Mapping[str, str], workers: int | None = 2, ready_timeout: float = 30, wrapper: Sequence[str] = ()
+    env: Mapping[str, str],
+    workers: int | None = 2,
+    ready_timeout: float = 30,
+    wrapper: Sequence[str] = (),
+    args: Sequence[str] = (),
 ) -> Server:
-    """gunicorn with ``env`` on a free port, run under the command prefix ``wrapper`` if given.
+    """gunicorn with ``env`` (and command-line ``args``) on a free port, run under the command
+    prefix ``wrapper`` if given.
 
     ``workers=None`` keeps gunicorn.conf.py's own count (two per core).
     """
     port = free_port()
-    extra = ("--workers", str(workers)) if workers is not None else ()
+    extra = (*(("--workers", str(workers)) if workers is not None else ()), *args)
     workers = workers or 2 * (os.cpu_count() or 1)
     log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
     out = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".out")[1])

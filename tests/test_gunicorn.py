@@ -101,6 +101,26 @@ def test_structured_logs_with_request_ids(server: Server) -> None:
     assert any("Booting worker" in str(entry["message"]) for entry in errors)  # gunicorn's own, as JSON
 
 
+def test_no_access_line_is_lost_when_workers_are_recycled_or_stopped(tmp_path: Path) -> None:
+    """Lines wait in memory for up to 100 ms; a worker recycled by max_requests, and a graceful
+    stop, write out what they hold."""
+    server = start_gunicorn(
+        {"PROXY_IMAGE_ROOT": str(REPO / "samples"), "PROXY_CACHE_DIR": str(tmp_path / "cache")},
+        workers=2,
+        args=("--max-requests", "7", "--max-requests-jitter", "0"),
+    )
+    try:
+        sent = [f"keep-{n}" for n in range(40)]
+        for ident in sent:
+            assert server.request("GET", "/image/rocket.jpg?w=21", {"X-Request-Id": ident})[0] == 200
+        server.process.terminate()
+        server.process.wait(timeout=30)
+        logged = [line["id"] for line in server.access_lines() if str(line.get("id", "")).startswith("keep-")]
+        assert sorted(logged) == sorted(sent)  # every one, once
+    finally:
+        server.stop()
+
+
 def test_bad_settings_fail_at_boot_naming_the_variable(tmp_path: Path) -> None:
     result = subprocess.run(
         gunicorn_command("127.0.0.1:0"),
