@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench clean screenshot
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
 	touch $@ $(VENV)/.runtime
 
 serve: $(VENV)/.runtime
-	$(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:$(PORT) "proxy.app:create_app()"
+	PROXY_PLAYGROUND=$${PROXY_PLAYGROUND:-1} $(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:$(PORT) "proxy.app:create_app()"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check proxy tests bench deploy docs
@@ -55,6 +55,10 @@ bench: $(VENV)/.runtime $(VENV)/.bench .venv-thumbor/bin/thumbor
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/peak_rss.py 24
 	$(BIN)/python bench/peak_rss.py 50
+
+# The README's picture of the playground (needs Debian's chromium: apt-get install chromium).
+screenshot: $(VENV)/.dev
+	$(BIN)/python docs/screenshot.py
 
 clean:
 	rm -rf $(VENV) .venv-thumbor cache_dir .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -83,7 +83,7 @@ class Origin:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings if settings is not None else Settings.from_env()
     check_presets(settings)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the playground's files are its blueprint's
     copies = open_copies(settings)
     app.extensions["proxy"] = Origin(
         settings=settings,
@@ -101,6 +101,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(images)
     if settings.purge_token:
         app.register_blueprint(purges)
+    if settings.playground:
+        from .playground import playground
+
+        app.register_blueprint(playground)
     app.register_blueprint(ops)
     register_metrics(app)
     register_error_handlers(app)
