@@ -50,6 +50,7 @@ bench: $(VENV)/.runtime $(VENV)/.bench .venv-thumbor/bin/thumbor
 	$(BIN)/python bench/color.py
 	$(BIN)/python bench/animation.py
 	$(BIN)/python bench/crops.py
+	$(BIN)/python bench/formats.py
 	$(BIN)/python bench/access_log.py
 	$(BIN)/python bench/purge.py
 	$(BIN)/python bench/scaling.py

@@ -43,6 +43,13 @@ json_access_level = "INFO" if os.environ.get("GUNICORN_JSON_ACCESSLOG", "1") != 
 # (the logging HOWTO's "Optimization" section).
 logging._srcfile = None
 logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+# gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), which every
+# instance on a host would take from the one before (the consistent-hash setup runs several).
+# Off unless GUNICORN_CONTROL_SOCKET names a path for this instance.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Errors and gunicorn's own messages as JSON lines too, on stderr.

@@ -11,13 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Flask
+from flask import Flask, Response, request
 
 from .access import AccessLog
 from .cache import VariantCache, copy_key
 from .errors import register_error_handlers
 from .gate import TransformGate, gate_directory
-from .http import cache_control
+from .http import cache_control, cors_headers
 from .intermediate import render_reduced
 from .limits import Limits
 from .metrics import IN_FLIGHT, RENDERS, SOURCE_BYTES, SOURCE_PIXELS, TRANSFORM_SECONDS, register_metrics
@@ -108,5 +108,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(ops)
     register_metrics(app)
     register_error_handlers(app)
+
+    @app.after_request
+    def _cors(response: Response) -> Response:
+        """On every image answer, errors and 304s included (http.cors_headers)."""
+        if settings.cors_origins and request.path.startswith(("/image/", "/url/")):
+            for name, value in cors_headers(settings.cors_origins, request.headers.get("Origin")).items():
+                if name == "Vary" and "Vary" in response.headers:
+                    response.headers["Vary"] += ", " + value
+                else:
+                    response.headers[name] = value
+        return response
+
     app.wsgi_app = AccessLog(app.wsgi_app)  # type: ignore[method-assign]
     return app

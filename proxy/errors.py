@@ -117,10 +117,19 @@ class Overloaded(ProxyError):
 
 
 def error_response(status: int, body: dict[str, object]) -> Response:
+    """JSON for clients that read it, and the reason in ``X-Error`` for those that cannot: a
+    browser drops an error body answered to an ``<img>`` without a console message."""
     response = jsonify(body)
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Error"] = _header_safe(str(body.get("error", "")))
     return response
+
+
+def _header_safe(text: str, limit: int = 300) -> str:
+    """One line of printable ASCII: what any client can carry in a header."""
+    cleaned = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return cleaned[:limit]
 
 
 def register_error_handlers(app: Flask) -> None:

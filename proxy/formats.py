@@ -85,9 +85,10 @@ def mime_of(head: bytes) -> str | None:
     return None
 
 
-def negotiate(requested: str | None, accept: str) -> str:
-    """The request's target: ``requested`` itself, or for ``auto`` the best type the client names
-    in its ``Accept`` header (read only then: a hit with an explicit format never parses it).
+def negotiate(requested: str | None, accept: str, order: tuple[str, ...] = ("avif", "webp")) -> str:
+    """The request's target: ``requested`` itself, or for ``auto`` the first format of ``order``
+    (PROXY_AUTO_FORMATS) the client names in its ``Accept`` header (read only then: a hit with
+    an explicit format never parses it).
 
     Only types listed by name with a q-value above 0 count: ``*/*`` and
     ``image/*`` say nothing about what a client can decode, so they never
@@ -98,9 +99,9 @@ def negotiate(requested: str | None, accept: str) -> str:
     if requested != "auto":
         return requested
     named = {value.lower() for value, quality in parse_accept_header(accept) if quality > 0}
-    for candidate in (AVIF, WEBP):
-        if candidate.mime in named and candidate.name in FORMATS:
-            return candidate.name
+    for name in order:
+        if name in FORMATS and FORMATS[name].mime in named:
+            return name
     return LEGACY
 
 

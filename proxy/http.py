@@ -57,6 +57,34 @@ def cache_control(max_age: int, stale_while_revalidate: int, stale_if_error: int
     return ", ".join(parts)
 
 
+EXPOSED = "ETag, X-Cache, X-Error"  # what a cross-origin page's fetch() may read besides the basics
+
+
+def cors_headers(allowed: tuple[str, ...], origin: str | None) -> dict[str, str]:
+    """CORS and Resource Timing for an image answer (200, 304 or error), so that ``<img
+    crossorigin>`` can be drawn on a canvas and RUM scripts see transfer sizes.
+
+    ``*`` allows any page and needs no ``Vary``; a list answers with the request's ``Origin``
+    when it is listed, and varies on it either way; an empty list sends nothing.
+    """
+    if not allowed:
+        return {}
+    if allowed == ("*",):
+        return {
+            "Access-Control-Allow-Origin": "*",
+            "Timing-Allow-Origin": "*",
+            "Access-Control-Expose-Headers": EXPOSED,
+        }
+    if origin is not None and origin in allowed:
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Timing-Allow-Origin": origin,
+            "Access-Control-Expose-Headers": EXPOSED,
+            "Vary": "Origin",
+        }
+    return {"Vary": "Origin"}
+
+
 def etag_for(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 

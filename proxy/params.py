@@ -21,7 +21,22 @@ from .errors import InvalidParameter
 from .formats import REQUESTABLE
 from .settings import Settings, SettingsError
 
-KNOWN = ("w", "h", "fit", "gravity", "fp", "rect", "dpr", "fmt", "q", "bg", "frame", "preset", "sig")
+KNOWN = (
+    "w",
+    "h",
+    "fit",
+    "gravity",
+    "fp",
+    "rect",
+    "enlarge",
+    "dpr",
+    "fmt",
+    "q",
+    "bg",
+    "frame",
+    "preset",
+    "sig",
+)
 FITS = ("inside", "cover", "fill", "contain")
 COMPASS = ("center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest")
 GRAVITIES = (*COMPASS, "entropy", "attention")
@@ -50,6 +65,7 @@ class ImageParams:
     gravity: str = "center"  # where a cover crop's window (or contain's image) goes; "focal": at ``focal``
     focal: tuple[Decimal, Decimal] | None = None  # fp=x,y, fractions of the oriented original
     rect: tuple[int, int, int, int] | None = None  # x, y, w, h of the oriented original, cut first
+    enlarge: bool = False  # enlarge=1: w and h may exceed the original (never, by default)
 
     def canonical(self) -> str:
         """A stable text form: equal for equivalent requests, different otherwise."""
@@ -65,9 +81,10 @@ class ImageParams:
         gravity = "" if self.gravity in ("center", "focal") else f"&gravity={self.gravity}"
         focal = "" if self.focal is None else f"&fp={self.focal[0]},{self.focal[1]}"
         rect = "" if self.rect is None else "&rect=" + ",".join(map(str, self.rect))
+        enlarge = "&enlarge=1" if self.enlarge else ""
         return (
             f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}"
-            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}{gravity}{focal}{rect}"
+            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}{gravity}{focal}{rect}{enlarge}"
         )
 
 
@@ -108,9 +125,12 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
         gravity=_choice("gravity", raw.get("gravity", "center"), GRAVITIES),
         focal=_focal("fp", raw["fp"]) if "fp" in raw else None,
         rect=_rect("rect", raw["rect"]) if "rect" in raw else None,
+        enlarge=_flag("enlarge", raw.get("enlarge", "0")),
     )
     if "fp" in raw and "gravity" in raw:
         raise InvalidParameter("fp", "a focal point is a gravity of its own: give fp or gravity, not both")
+    if params.width is None and params.height is None:
+        params = replace(params, enlarge=False)  # no size asked for: nothing to enlarge to
     if params.width is None or params.height is None:
         params = replace(params, fit="inside")  # with one side or none there is no box to fill
     if params.focal is not None:
@@ -210,6 +230,12 @@ def _frame(name: str, raw: str, frames: int) -> int:
     if value is None or value >= frames:
         raise InvalidParameter(name, f"expected a frame number within 0..{frames - 1}, got {raw!r}")
     return value
+
+
+def _flag(name: str, raw: str) -> bool:
+    if raw not in ("0", "1"):
+        raise InvalidParameter(name, f"expected 1 or 0, got {raw!r}")
+    return raw == "1"
 
 
 def _focal(name: str, raw: str) -> tuple[Decimal, Decimal]:

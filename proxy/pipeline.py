@@ -258,7 +258,8 @@ def check_output(geometry: Geometry, limits: Limits, frames: int = 1) -> None:
 
 
 def plan_geometry(width: int, height: int, params: ImageParams) -> Geometry:
-    """Where a ``width`` x ``height`` source (or its ``rect``) ends up; never larger than that."""
+    """Where a ``width`` x ``height`` source (or its ``rect``) ends up; never larger than that
+    unless ``enlarge``."""
     full = (width, height)
     region = _region(width, height, params.rect)
     origin = (0, 0)
@@ -267,11 +268,12 @@ def plan_geometry(width: int, height: int, params: ImageParams) -> Geometry:
     w, h = params.width, params.height
     if w is None and h is None:
         return Geometry((width, height), region=region)
+    ceiling = math.inf if params.enlarge else 1.0  # enlarge=1 lifts the never-enlarge rule
     if w is None or h is None or params.fit == "inside":
-        scale = min(1.0, w / width if w else math.inf, h / height if h else math.inf)
+        scale = min(ceiling, w / width if w else math.inf, h / height if h else math.inf)
         return Geometry(_scaled(width, height, scale), region=region)
-    # A box larger than the source shrinks in proportion until it fits.
-    box = _scaled(w, h, min(1.0, width / w, height / h))
+    # A box larger than the source shrinks in proportion until it fits (unless enlarging).
+    box = (w, h) if params.enlarge else _scaled(w, h, min(1.0, width / w, height / h))
     anchor = ANCHORS.get(params.gravity, (0.5, 0.5))
     if params.fit == "fill":
         return Geometry(box, region=region)
@@ -416,7 +418,9 @@ def resize(image: Image, plan: Plan) -> Image:
         width, height = height, width
     if image.shape[1] == width and image.shape[0] == height:
         return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    # Area averaging to shrink; to enlarge (enlarge=1) it would repeat pixels: bicubic instead.
+    shrinking = width <= image.shape[1] and height <= image.shape[0]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
 _ORIENT: dict[int, Callable[[Image], Image]] = {

@@ -18,7 +18,9 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 PREFIX = "PROXY_"
-MIN_TOKEN = 16  # bytes a purge token must have: guessable ones would let anybody empty the caches
+MIN_TOKEN = 16  # bytes a secret or token must have: shorter ones can be guessed
+# Variables whose empty value means something (turn off, or refuse to boot), not "the default".
+_EMPTY_COUNTS = ("secret", "secret_previous", "purge_token", "cors_origins", "tag_headers")
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 
 _SIZE_UNITS = {
@@ -69,6 +71,8 @@ class Settings:
     stale_while_revalidate: int = 60  # seconds a cache may serve a stale copy while it revalidates
     stale_if_error: int = 86400  # seconds a cache may serve a stale copy while the origin fails
     tag_headers: tuple[str, ...] = ("Surrogate-Key", "Cache-Tag")  # where cache tags go (purge.py)
+    cors_origins: tuple[str, ...] = ("*",)  # Access-Control-Allow-Origin: any, these, or none (empty)
+    auto_formats: tuple[str, ...] = ("avif", "webp")  # fmt=auto's preference, first accepted wins
     max_dimension: int = 8192  # pixels; largest w or h accepted, after dpr
     max_source_pixels: int = 50_000_000  # pixels an original may declare (width x height)
     max_source_bytes: int = 50_000_000  # bytes an original file may have
@@ -109,10 +113,13 @@ class Settings:
                 raise SettingsError(
                     f"{PREFIX}{name.upper()}: must be >= 0 seconds, got {getattr(self, name)}"
                 )
-        if self.purge_token is not None and len(self.purge_token.strip().encode()) < MIN_TOKEN:
-            raise SettingsError(
-                f"{PREFIX}PURGE_TOKEN: must be at least {MIN_TOKEN} bytes (set it from a random source)"
-            )
+        for name in ("secret", "secret_previous", "purge_token"):  # set, but empty or guessable
+            value = getattr(self, name)
+            if value is not None and len(value.strip().encode()) < MIN_TOKEN:
+                raise SettingsError(
+                    f"{PREFIX}{name.upper()}: must be at least {MIN_TOKEN} bytes, not blank "
+                    f"(got {len(value.strip().encode())}); make one with: openssl rand -hex 24"
+                )
         if not 1 <= self.max_dimension <= 65500:
             raise SettingsError(f"{PREFIX}MAX_DIMENSION: must be within 1..65500, got {self.max_dimension}")
         for name in (
@@ -148,7 +155,7 @@ class Settings:
         for known in fields(cls):
             name = PREFIX + known.name.upper()
             raw = env.get(name)
-            if raw is None or raw.strip() == "":
+            if raw is None or raw.strip() == "" and known.name not in _EMPTY_COUNTS:
                 continue
             values[known.name] = _PARSERS[known.name](name, raw.strip())
         return cls(**values)  # type: ignore[arg-type]
@@ -211,6 +218,27 @@ def _parse_bool(name: str, raw: str) -> bool:
 
 def _parse_text(name: str, raw: str) -> str:
     return raw
+
+
+def parse_origins(name: str, raw: str) -> tuple[str, ...]:
+    """``*``, or ``https://a.example,https://b.example``; empty or ``none``: no CORS headers."""
+    if raw.strip().lower() in ("", "none"):
+        return ()
+    origins = tuple(filter(None, (part.strip().rstrip("/") for part in raw.split(","))))
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+            raise SettingsError(f"{name}: {origin!r}: expected * or origins like https://www.example.com")
+    if "*" in origins and len(origins) > 1:
+        raise SettingsError(f"{name}: * already allows every origin; give it alone")
+    return origins
+
+
+def parse_auto_formats(name: str, raw: str) -> tuple[str, ...]:
+    """``avif,webp`` or ``webp,avif`` (or one of them): what fmt=auto tries, in order."""
+    formats = tuple(filter(None, (part.strip().lower() for part in raw.split(","))))
+    if not formats or any(f not in ("avif", "webp") for f in formats) or len(set(formats)) != len(formats):
+        raise SettingsError(f"{name}: expected avif and/or webp in order of preference, got {raw!r}")
+    return formats
 
 
 def parse_header_names(name: str, raw: str) -> tuple[str, ...]:
@@ -303,6 +331,8 @@ _PARSERS = {
     "stale_while_revalidate": _parse_int,
     "stale_if_error": _parse_int,
     "tag_headers": parse_header_names,
+    "cors_origins": parse_origins,
+    "auto_formats": parse_auto_formats,
     "max_dimension": _parse_int,
     "max_source_pixels": _parse_int,
     "max_source_bytes": parse_size,

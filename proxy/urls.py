@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from .signing import sign
 
-ORDER = ("w", "h", "fit", "gravity", "fp", "rect", "dpr", "fmt", "q", "bg", "frame", "preset")
+ORDER = ("w", "h", "fit", "gravity", "fp", "rect", "enlarge", "dpr", "fmt", "q", "bg", "frame", "preset")
 _SAFE = ",:"  # kept as they are in values (fp=0.3,0.7, rect=0,0,10,10)
 
 

@@ -50,7 +50,7 @@ def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
     environ = request.environ
     params = origin.parse(environ.get("QUERY_STRING", ""))  # 1. parse once
     source = store.resolve(image_id)  # 2. locate; metadata only
-    target = negotiate(params.fmt, environ.get("HTTP_ACCEPT", ""))
+    target = negotiate(params.fmt, environ.get("HTTP_ACCEPT", ""), origin.settings.auto_formats)
     environ[TRANSFORM] = f"{params.transform}&fmt={target}"  # for the access log
     key = variant_key(source, params, target)  # 3. key and validators, before any pixel
     validators = Validators(

@@ -109,8 +109,11 @@ def test_lines_wait_at_most_a_moment_and_come_whole(tmp_path: Path) -> None:
     os.close(write)
 
 
-def test_a_500_names_its_request_id(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_500_names_its_request_id(
+    settings: Settings, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     app = create_app(replace(settings))
+    lines = written(app, tmp_path)
     app.extensions["proxy"].cache.fetch = None  # sabotage
     with caplog.at_level(logging.ERROR, logger="proxy.errors"):
         response = app.test_client().get("/image/photo.jpg", headers={"X-Request-Id": "trace-me"})
@@ -118,3 +121,4 @@ def test_a_500_names_its_request_id(settings: Settings, caplog: pytest.LogCaptur
     record = next(r for r in caplog.records if r.name == "proxy.errors")
     entry = json.loads(JsonFormatter().format(record))
     assert entry["id"] == "trace-me" and "Traceback" in entry["exception"]
+    assert [(line["id"], line["status"]) for line in lines()] == [("trace-me", 500)]

@@ -121,6 +121,33 @@ def test_no_access_line_is_lost_when_workers_are_recycled_or_stopped(tmp_path: P
         server.stop()
 
 
+def test_instances_on_one_host_do_not_share_a_control_socket(tmp_path: Path) -> None:
+    """gunicorn's default control socket is one path per user: three instances would each take it
+    from the one before. Off by default; a path per instance when asked for."""
+    env = {"PROXY_IMAGE_ROOT": str(REPO / "samples")}
+    servers = []
+    try:
+        for n in range(3):
+            servers.append(start_gunicorn({**env, "PROXY_CACHE_DIR": str(tmp_path / f"c{n}")}, workers=1))
+        for server in servers:
+            assert server.request("GET", "/image/rocket.jpg?w=30")[0] == 200
+            assert "Control socket" not in server.log_text()
+        own = tmp_path / "own.ctl"
+        servers.append(
+            start_gunicorn(
+                {**env, "PROXY_CACHE_DIR": str(tmp_path / "c3"), "GUNICORN_CONTROL_SOCKET": str(own)},
+                workers=1,
+            )
+        )
+        deadline = time.monotonic() + 5
+        while not own.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert own.is_socket() and str(own) in servers[-1].log_text()
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def test_bad_settings_fail_at_boot_naming_the_variable(tmp_path: Path) -> None:
     result = subprocess.run(
         gunicorn_command("127.0.0.1:0"),

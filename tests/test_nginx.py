@@ -6,22 +6,28 @@ paths and ports. .ci/run installs nginx; without it these tests are skipped, and
 
 from __future__ import annotations
 
+import functools
 import http.client
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
 
 from deploy.nginx_local import write_config
 
+from .browser import ACCEPT, launch, needs_browser, new_page, raw_statuses
 from .images import decode, encode, photo
 from .server import REPO, Server, free_port, start_gunicorn
 
@@ -291,3 +297,101 @@ def _wait_for(front: Front) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("nginx did not start")
+
+
+# --- what browsers see through the front (issue: CORS, visible errors, enlarge, Accept) -------
+
+
+def test_one_entry_per_url_and_format_whatever_the_browser(tmp_path: Path) -> None:
+    """Chromium, Firefox and Safari all get AVIF: one entry; an old Safari gets JPEG: a second."""
+    front = start_front(tmp_path)
+    try:
+        url = "/image/chelsea.png?w=140&fmt=auto"
+        statuses = []
+        for browser in ("chromium", "firefox", "safari", "old safari"):
+            status, headers, body = front.request(url, Accept=ACCEPT[browser])
+            assert status == 200 and "x-cache" not in headers  # the origin's X-Cache stays behind
+            statuses.append((headers["x-cache-status"], headers["content-type"]))
+        assert statuses == [
+            ("MISS", "image/avif"),
+            ("HIT", "image/avif"),
+            ("HIT", "image/avif"),
+            ("MISS", "image/jpeg"),
+        ]
+        entries = [path for path in (tmp_path / "nginx" / "cache").rglob("*") if path.is_file()]
+        assert len(entries) == 2
+        assert front.origin_requests(url, 2) == 2
+    finally:
+        front.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    yield from launch()
+
+
+@contextmanager
+def pages(directory: Path, **files: str) -> Iterator[str]:
+    """A plain HTTP server for ``files`` (name: HTML) on loopback; yields its base on localhost,
+    another origin than the front's 127.0.0.1."""
+    for name, html in files.items():
+        (directory / name).write_text(html)
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@needs_browser
+def test_in_chromium_through_the_front(chromium: Any, tmp_path: Path) -> None:
+    """A page on another origin: a crossorigin image drawn on a canvas can be read back, an
+    error's reason can be read, enlarge=1 gives the asked width, and with PROXY_MAX_AGE=0 a
+    reload is answered 304 by nginx."""
+    front = start_front(tmp_path, PROXY_MAX_AGE="0")
+    base = f"http://127.0.0.1:{front.port}"
+    site = tmp_path / "site"
+    site.mkdir()
+    html = (
+        f'<!doctype html><img id="drawn" crossorigin="anonymous" src="{base}/image/rocket.jpg?w=64&fmt=png">'
+        f'<img id="big" src="{base}/image/rocket.jpg?w=900&enlarge=1">'
+        f'<img src="{base}/image/chelsea.png?w=80">'
+    )
+    loaded = "[...document.images].every(i => i.complete && i.naturalWidth > 0)"
+    try:
+        with pages(site, **{"page.html": html}) as origin:
+            page = new_page(chromium)
+            page.goto(f"{origin}/page.html")
+            page.wait_for_function(loaded)
+            pixel = page.evaluate(
+                """() => { const image = document.getElementById('drawn');
+                    const canvas = document.createElement('canvas');
+                    canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
+                    const context = canvas.getContext('2d'); context.drawImage(image, 0, 0);
+                    return Array.from(context.getImageData(10, 10, 1, 1).data); }"""
+            )
+            assert len(pixel) == 4 and pixel[3] == 255  # readable: the canvas is not tainted
+            assert page.eval_on_selector("#big", "e => e.naturalWidth") == 900  # the rocket is 640 wide
+            reason = page.evaluate(
+                f"fetch('{base}/image/rocket.jpg?w=abc').then(r => [r.status, r.headers.get('X-Error')])"
+            )
+            assert reason[0] == 400 and reason[1].startswith("w: expected an integer")
+            statuses = raw_statuses(page)
+            page.reload()
+            page.wait_for_function(loaded)
+            page.wait_for_load_state("networkidle")
+            assert statuses.count(304) >= 3, statuses  # every image revalidated...
+            assert front.origin_requests("/image/chelsea.png?w=80", 1) == 1  # ...by nginx, not the origin
+            unexpected = [e for e in page.errors if not e.startswith("Failed to load resource")]
+            assert unexpected == []  # the 400 asked for and the page server's favicon 404 aside
+    finally:
+        front.stop()

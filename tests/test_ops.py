@@ -41,7 +41,7 @@ def test_readyz_without_a_usable_cache(settings: Settings, tmp_path: Path) -> No
 
 
 def test_probes_need_no_signature(settings: Settings) -> None:
-    client = create_app(replace(settings, secret="s")).test_client()
+    client = create_app(replace(settings, secret="a-secret-long-enough")).test_client()
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert client.get("/image/photo.jpg").status_code == 403

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -15,12 +15,8 @@ from proxy import create_app
 from proxy.settings import Settings
 from proxy.urls import image_url
 
+from .browser import launch, needs_browser, new_page, raw_statuses
 from .server import REPO, Server, start_gunicorn
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-needs_browser = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="chromium is not installed (.ci/run does)"
-)
 
 
 def test_off_by_default_and_then_a_404(client: FlaskClient) -> None:
@@ -86,22 +82,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
+def browser() -> Iterator[Any]:
+    yield from launch()
 
 
-def open_page(browser: object, server: Server, scale: float = 1, width: int = 1280) -> object:
-    context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=scale)  # type: ignore[attr-defined]
-    page = context.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    return page
+def open_page(browser: Any, server: Server, scale: float = 1, width: int = 1280) -> Any:
+    return new_page(browser, scale, width)
 
 
 def loaded(page: object, base: str) -> None:
@@ -169,10 +155,7 @@ def test_a_reload_revalidates_cached_images_with_304s(browser: object, server: S
     page = open_page(browser, server)
     loaded(page, f"http://127.0.0.1:{server.port}")
     page.wait_for_load_state("networkidle")
-    devtools = page.context.new_cdp_session(page)
-    devtools.send("Network.enable")
-    raw: list[int] = []
-    devtools.on("Network.responseReceivedExtraInfo", lambda event: raw.append(event["statusCode"]))
+    raw = raw_statuses(page)
     page.reload()
     page.wait_for_function("document.getElementById('status').textContent !== ''")
     page.wait_for_load_state("networkidle")

@@ -79,8 +79,8 @@ def test_safety_settings_from_the_environment(tmp_path: Path) -> None:
             "PROXY_MAX_SOURCE_PIXELS": "1000000",
             "PROXY_MAX_SOURCE_BYTES": "5MB",
             "PROXY_MAX_OUTPUT_PIXELS": "250000",
-            "PROXY_SECRET": "k1",
-            "PROXY_SECRET_PREVIOUS": "k0",
+            "PROXY_SECRET": "k1-0123456789abcdef",
+            "PROXY_SECRET_PREVIOUS": "k0-0123456789abcdef",
             "PROXY_PRESETS": "thumb=w:200,h:200,fit:cover ; hero=w:1600,q:75",
             "PROXY_PRESETS_ONLY": "1",
             "PROXY_MAX_TRANSFORMS": "3",
@@ -94,7 +94,7 @@ def test_safety_settings_from_the_environment(tmp_path: Path) -> None:
         5_000_000,
         250_000,
     )
-    assert (settings.secret, settings.secret_previous) == ("k1", "k0")
+    assert (settings.secret, settings.secret_previous) == ("k1-0123456789abcdef", "k0-0123456789abcdef")
     assert dict(settings.presets) == {
         "thumb": (("w", "200"), ("h", "200"), ("fit", "cover")),
         "hero": (("w", "1600"), ("q", "75")),
@@ -102,7 +102,7 @@ def test_safety_settings_from_the_environment(tmp_path: Path) -> None:
     assert settings.presets_only
     assert (settings.max_transforms, settings.transform_queue) == (3, 0)
     assert (settings.transform_wait, settings.transform_deadline) == (0.5, 7.0)
-    assert "k1" not in repr(settings)  # secrets stay out of logs
+    assert "k1-" not in repr(settings)  # secrets stay out of logs
 
 
 def test_preset_values_may_hold_commas() -> None:
@@ -120,7 +120,14 @@ def test_preset_values_may_hold_commas() -> None:
         ("PROXY_MAX_SOURCE_BYTES", "tiny"),
         ("PROXY_PRESETS_ONLY", "maybe"),
         ("PROXY_PRESETS_ONLY", "1"),  # without presets
-        ("PROXY_SECRET_PREVIOUS", "old"),  # without a current secret
+        ("PROXY_SECRET_PREVIOUS", "an-old-secret-long-enough"),  # without a current secret
+        ("PROXY_SECRET", ""),  # set, but empty: a template that failed to fill it in
+        ("PROXY_SECRET", "   "),
+        ("PROXY_SECRET", "short-secret"),
+        ("PROXY_PURGE_TOKEN", ""),
+        ("PROXY_CORS_ORIGINS", "example.com"),
+        ("PROXY_CORS_ORIGINS", "*,https://a.example"),
+        ("PROXY_AUTO_FORMATS", "jpeg"),
         ("PROXY_TRANSFORM_WAIT", "soon"),
         ("PROXY_TRANSFORM_DEADLINE", "0"),
         ("PROXY_MAX_TRANSFORMS", "0"),

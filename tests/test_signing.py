@@ -21,7 +21,7 @@ from proxy.signing import sign, signature
 from .images import decode
 from .server import REPO, start_gunicorn
 
-SECRET, OLD = "correct horse battery staple", "tr0ub4dor&3"
+SECRET, OLD = "correct horse battery staple", "tr0ub4dor&3 of last year"
 
 
 def reference_sig(secret: str, message: str) -> str:

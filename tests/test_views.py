@@ -1,12 +1,15 @@
 """The HTTP interface through Flask's test client: statuses, headers, bodies."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
+from proxy import create_app
 from proxy.formats import FORMATS
+from proxy.settings import Settings
 
 from .images import decode
 
@@ -282,3 +285,79 @@ def test_replaced_original_is_rendered_again(client: FlaskClient, image_root: Pa
     again = client.get("/image/quadrants.png?w=30")
     assert again.headers["X-Cache"] == "MISS"
     assert decode(again.data).shape == (20, 30, 4)
+
+
+# --- what browsers need: CORS and timing headers, visible errors, enlarging -----------------
+
+
+def test_images_304s_and_errors_carry_cors_and_timing_headers(client: FlaskClient) -> None:
+    image = client.get("/image/photo.jpg?w=50", headers={"Origin": "https://shop.example"})
+    again = client.get("/image/photo.jpg?w=50", headers={"If-None-Match": image.headers["ETag"]})
+    error = client.get("/image/photo.jpg?w=abc")
+    for response in (image, again, error):
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert response.headers["Timing-Allow-Origin"] == "*"
+        assert "X-Error" in response.headers["Access-Control-Expose-Headers"]
+    assert again.status_code == 304 and "Origin" not in image.headers.get("Vary", "")
+
+
+def test_a_list_of_origins_answers_with_the_matching_one(settings: Settings) -> None:
+    allowed = ("https://shop.example", "https://blog.example")
+    client = create_app(replace(settings, cors_origins=allowed)).test_client()
+    listed = client.get("/image/photo.jpg?w=50&fmt=auto", headers={"Origin": "https://blog.example"})
+    assert listed.headers["Access-Control-Allow-Origin"] == "https://blog.example"
+    assert listed.headers["Vary"] == "Accept, Origin"  # both: the format and the CORS answer vary
+    other = client.get("/image/photo.jpg?w=50", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers and other.headers["Vary"] == "Origin"
+    off = create_app(replace(settings, cors_origins=())).test_client().get("/image/photo.jpg?w=50")
+    assert "Access-Control-Allow-Origin" not in off.headers and "Timing-Allow-Origin" not in off.headers
+    assert (
+        Settings.from_env(
+            {"PROXY_IMAGE_ROOT": str(settings.image_root), "PROXY_CORS_ORIGINS": ""}
+        ).cors_origins
+        == ()
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "reason"),
+    [("/image/photo.jpg?w=abc", 400, "w: expected an integer"), ("/image/nope.jpg", 404, "no such image")],
+)
+def test_errors_say_why_in_a_header_too(client: FlaskClient, path: str, status: int, reason: str) -> None:
+    response = client.get(path)
+    assert response.status_code == status and response.headers["X-Error"].startswith(reason)
+    assert response.get_json()["error"] == response.headers["X-Error"]
+
+
+def test_enlarge_returns_the_asked_size_and_is_its_own_variant(client: FlaskClient) -> None:
+    plain = client.get("/image/photo.jpg?w=900&fmt=png")  # the original is 600 wide
+    enlarged = client.get("/image/photo.jpg?w=900&enlarge=1&fmt=png")
+    assert decode(plain.data).shape[:2] == (400, 600)
+    assert decode(enlarged.data).shape[:2] == (600, 900) and enlarged.headers["ETag"] != plain.headers["ETag"]
+    plain.close()  # large enough to be streamed from their cache files
+    enlarged.close()
+    covered = client.get("/image/photo.jpg?w=1000&h=1000&fit=cover&enlarge=1&fmt=jpeg")
+    assert decode(covered.data).shape[:2] == (1000, 1000)
+    covered.close()
+    same = client.get("/image/photo.jpg?enlarge=1&fmt=png")  # no size: nothing to enlarge to
+    again = client.get("/image/photo.jpg?fmt=png")
+    assert same.headers["ETag"] == again.headers["ETag"] and again.headers["X-Cache"] == "HIT"
+    same.close()
+    again.close()
+    assert client.get("/image/photo.jpg?w=10&enlarge=yes").status_code == 400
+
+
+def test_auto_formats_follow_the_operators_order(settings: Settings) -> None:
+    accept = {"Accept": "image/avif,image/webp,*/*"}
+    default = create_app(settings).test_client().get("/image/photo.jpg?w=50&fmt=auto", headers=accept)
+    assert default.headers["Content-Type"] == "image/avif"
+    webp_first = create_app(replace(settings, auto_formats=("webp", "avif"))).test_client()
+    assert (
+        webp_first.get("/image/photo.jpg?w=50&fmt=auto", headers=accept).headers["Content-Type"]
+        == "image/webp"
+    )
+    avif_only = {"Accept": "image/avif,*/*"}
+    assert (
+        webp_first.get("/image/photo.jpg?w=50&fmt=auto", headers=avif_only).headers["Content-Type"]
+        == "image/avif"
+    )
