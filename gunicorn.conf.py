@@ -7,7 +7,19 @@ Run from the repository root:
 import logging
 import os
 import shutil
+import sys
 import tempfile
+
+
+def _count(name, default):
+    """A positive integer from the environment, or the boot ends with one line saying which."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        sys.exit(f"error: {name}={raw!r}: expected a positive integer")
+    return int(raw)
+
 
 # Default bind for `make serve`; deployments pass --bind (a unix socket behind nginx is best).
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -16,12 +28,12 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # misses. Threads cost nothing until used (the pool grows on demand) and wait without CPU; OpenCV
 # releases the GIL while it decodes, resizes and encodes. Keep threads above PROXY_TRANSFORM_QUEUE
 # (48) + PROXY_MAX_TRANSFORMS, so that even a worker whose threads all hold misses has some left.
-workers = int(os.environ.get("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1)))
+workers = _count("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "64"))
+threads = _count("GUNICORN_THREADS", 64)
 # A worker whose main loop (accepting, not rendering) is silent this long is stuck and replaced;
 # a transform itself is bounded by PROXY_TRANSFORM_DEADLINE.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+timeout = _count("GUNICORN_TIMEOUT", 60)
 # On SIGTERM, in-flight transforms get this long to finish before workers are killed.
 graceful_timeout = 30
 # Keep-alive, which gthread workers honour: the front proxy reuses its connections (nginx keeps 16),
@@ -75,6 +87,20 @@ logconfig_dict = {
 _metrics_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-origin-metrics-")
+
+# Every PROXY_* value is checked here, before gunicorn configures logging or loads the app, so that
+# a bad one ends the boot with one line naming it (and a misspelt name is warned about). After the
+# metrics directory is set: importing proxy imports prometheus_client, which reads it once.
+from proxy.settings import Settings, SettingsError, unknown_variables  # noqa: E402
+
+for _warning in unknown_variables():
+    print(_warning, file=sys.stderr)
+try:
+    Settings.from_env()
+except SettingsError as _error:
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+    sys.exit(f"error: {_error}")
 
 
 def child_exit(server, worker):  # a dead worker's live gauges must stop counting

@@ -25,10 +25,10 @@ from .cache import VariantCache, variant_key
 from .errors import ProxyError
 from .formats import negotiate
 from .limits import Limits
-from .params import ImageParams, parse_params
+from .params import ImageParams, check_presets, parse_params
 from .pipeline import Rendered, render
 from .purge import original_tag, purge, tags_for
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, unknown_variables
 from .signing import sign
 from .sources import Source, SourceStore, open_copies, open_store
 from .sources.urls import UrlStore
@@ -36,14 +36,24 @@ from .sources.urls import UrlStore
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    for warning in unknown_variables():
+        print(warning, file=sys.stderr)
     try:
         settings = Settings.from_env()
+        check_presets(settings)  # as the service checks them at boot
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.command == "sign":
         if not settings.secret:
             print("error: PROXY_SECRET is not set", file=sys.stderr)
+            return 2
+        if not args.url.startswith(("/image/", "/url/")):
+            print(
+                "error: give the path and query as the origin sees them, starting /image/ or /url/"
+                ' (e.g. "/image/a.jpg?w=300"), not a full URL: the host is not signed',
+                file=sys.stderr,
+            )
             return 2
         print(sign(settings.secret, args.url))
         return 0

@@ -9,13 +9,13 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, Response, request
 
 from .access import AccessLog
 from .cache import VariantCache, copy_key
-from .errors import register_error_handlers
+from .errors import ProxyError, register_error_handlers
 from .gate import TransformGate, gate_directory
 from .http import cache_control, cors_headers
 from .intermediate import render_reduced
@@ -31,6 +31,8 @@ from .sources import Source, SourceStore, open_copies, open_store
 from .sources.urls import UrlStore
 from .views import images, purges
 
+SNIFFED = 65536  # originals whose header type each worker remembers
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -42,6 +44,7 @@ class Origin:
     urls: UrlStore | None  # /url/, when PROXY_URL_HOSTS allows any host
     gate: TransformGate
     parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
+    _sniffed: dict[tuple[str, str], bool] = field(default_factory=dict)  # (id, version): an image?
 
     @functools.cached_property
     def secrets(self) -> tuple[str, ...]:
@@ -51,6 +54,23 @@ class Origin:
     def cache_control(self) -> str:
         s = self.settings
         return cache_control(s.max_age, s.stale_while_revalidate, s.stale_if_error)
+
+    def is_image(self, store: SourceStore, source: Source) -> bool:
+        """Whether the original's header is one we decode: only those get a 304 (a README.md asked
+        with If-None-Match: * must get its 415). Remembered per original version, so a 304 reads
+        the file's first bytes once, not every time."""
+        known = self._sniffed.get((source.id, source.version))
+        if known is None:
+            try:
+                with store.local(source) as path:
+                    probe(path)
+                known = True
+            except ProxyError:
+                known = False
+            if len(self._sniffed) >= SNIFFED:
+                self._sniffed.clear()  # a crude bound: refilled from a header read each
+            self._sniffed[source.id, source.version] = known
+        return known
 
     def tag_headers(self, image_id: str, mount: bool = True) -> dict[str, str]:
         """The cache tag headers for an original: its tag, and its mount's unless ``mount`` is off."""

@@ -149,7 +149,8 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException) -> Response:
         # Routing failures (unknown path, 405) keep werkzeug's status and headers (Allow).
         status = error.code or 500
-        response = error_response(status, {"status": status, "error": error.name})
+        message = NotFound().message if status == 404 else error.name  # one 404, whatever the cause
+        response = error_response(status, {"status": status, "error": message})
         if status == 405:
             response.headers["Allow"] = error.get_response().headers.get("Allow", "GET, HEAD")
         return response

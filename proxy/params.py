@@ -98,7 +98,7 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
     raw = _single_values(args)
     raw.pop("sig", None)
     if settings.presets_only:
-        extra = sorted(set(raw) - {"preset"})
+        extra = [name for name in raw if name != "preset"]  # in the order sent
         if extra or "preset" not in raw:
             name = extra[0] if extra else "preset"
             raise InvalidParameter(

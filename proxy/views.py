@@ -31,6 +31,9 @@ def image(image_id: str) -> Response:
     origin: Origin = current_app.extensions["proxy"]
     if origin.secrets:  # 0. signed URLs: checked before anything can be learned
         verify(request.environ, origin.secrets)
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    if "%2f" in raw.partition("?")[0].lower():  # an encoded slash is a 404, like any id of that kind
+        raise NotFound()
     return _serve(origin, origin.store, image_id)
 
 
@@ -60,7 +63,7 @@ def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
         vary_accept=params.fmt == "auto",
         tags=origin.tag_headers(source.id),
     )
-    if is_not_modified(environ, validators):  # 4. revalidation costs a stat
+    if is_not_modified(environ, validators) and origin.is_image(store, source):  # 4. a stat, usually
         return not_modified_response(validators)
     variant = origin.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
         key,

@@ -81,8 +81,18 @@ def test_warm_reports_errors_and_fails(settings: Settings) -> None:
 
 
 def test_bad_settings_name_the_variable(settings: Settings, tmp_path: Path) -> None:
-    result = run(settings, "cache", "stats", PROXY_CACHE_SIZE="lots")
-    assert result.returncode == 2 and "PROXY_CACHE_SIZE" in result.stderr
+    for name, value in (
+        ("PROXY_CACHE_SIZE", "lots"),
+        ("PROXY_MAX_SOURCE_PIXELS", "abc"),
+        ("PROXY_SECRET", " "),
+    ):
+        result = run(settings, "cache", "stats", **{name: value})
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {name}"), lines
+    misspelt = run(settings, "cache", "stats", PROXY_CAHCE_DIR="/tmp")
+    assert misspelt.returncode == 0 and "did you mean PROXY_CACHE_DIR?" in misspelt.stderr
+    refused = run(settings, "cache", "stats", PROXY_PRESETS="bad=w:0")  # as the service refuses it
+    assert refused.returncode == 2 and "PROXY_PRESETS" in refused.stderr
 
 
 def test_remote_originals_are_warmed_counted_and_cleared(settings: Settings) -> None:

@@ -148,13 +148,44 @@ def test_instances_on_one_host_do_not_share_a_control_socket(tmp_path: Path) -> 
             server.stop()
 
 
-def test_bad_settings_fail_at_boot_naming_the_variable(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PROXY_CACHE_SIZE", "huge"),
+        ("PROXY_MAX_SOURCE_PIXELS", "abc"),  # read when the package is imported, before logging
+        ("PROXY_MAX_SOURCE_PIXELS", "1e9"),
+        ("PROXY_MAX_SOURCE_PIXELS", "-5"),
+        ("PROXY_SECRET", ""),
+        ("GUNICORN_WORKERS", "abc"),
+        ("GUNICORN_THREADS", "0"),
+    ],
+)
+def test_bad_settings_end_the_boot_with_one_line_naming_the_variable(name: str, value: str) -> None:
     result = subprocess.run(
         gunicorn_command("127.0.0.1:0"),
         cwd=REPO,
-        env={"PATH": "/usr/bin:/bin", "PROXY_CACHE_SIZE": "huge"},
+        env={"PATH": "/usr/bin:/bin", name: value},
         capture_output=True,
         timeout=60,
     )
-    assert result.returncode != 0
-    assert b"PROXY_CACHE_SIZE" in result.stderr
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {name}"), lines[0]
+    assert repr(value) in lines[0] or name == "PROXY_SECRET", lines[0]  # a secret is never echoed
+
+
+def test_a_misspelt_variable_is_warned_about_at_boot(tmp_path: Path) -> None:
+    env = {
+        "PROXY_IMAGE_ROOT": str(REPO / "samples"),
+        "PROXY_CACHE_DIR": str(tmp_path),
+        "PROXY_CACHE_SZE": "1GB",
+    }
+    server = start_gunicorn(env, workers=1)
+    try:
+        assert server.request("GET", "/image/rocket.jpg?w=30")[0] == 200  # a warning, not a refusal
+        assert (
+            "PROXY_CACHE_SZE is not a setting and is ignored; did you mean PROXY_CACHE_SIZE?"
+            in server.log_text()
+        )
+    finally:
+        server.stop()

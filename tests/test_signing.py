@@ -141,6 +141,11 @@ def test_cli_sign(settings: Settings) -> None:
         env={k: v for k, v in os.environ.items() if k != "PROXY_SECRET"},
     )
     assert unset.returncode == 2 and "PROXY_SECRET" in unset.stderr
+    for wrong in ("http://img.example.com/image/photo.jpg?w=300", "image/photo.jpg?w=300"):
+        refused = subprocess.run(
+            [sys.executable, "-m", "proxy", "sign", wrong], cwd=REPO, env=env, capture_output=True, text=True
+        )
+        assert refused.returncode == 2 and "/image/" in refused.stderr and refused.stdout == "", wrong
 
 
 PRESETS = "thumb=w:40,h:40,fit:cover,fmt:webp;hero=w:300,q:75"
@@ -170,6 +175,7 @@ def test_presets_only_refuses_everything_else(settings: Settings) -> None:
     for query, culprit in [
         ("w=100", "w"),
         ("preset=thumb&w=100", "w"),
+        ("w=100&fit=cover", "w"),  # the first one sent, not the first in the alphabet
         ("", "preset"),
         ("preset=x", "preset"),
     ]:

@@ -361,3 +361,30 @@ def test_auto_formats_follow_the_operators_order(settings: Settings) -> None:
         webp_first.get("/image/photo.jpg?w=50&fmt=auto", headers=avif_only).headers["Content-Type"]
         == "image/avif"
     )
+
+
+# --- what an operator found: claims the code now keeps ---------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/image/nested%2fdeep.webp", "/image/nested%2Fdeep.webp?w=10"])
+def test_an_encoded_slash_is_a_404(client: FlaskClient, path: str) -> None:
+    assert client.get("/image/nested/deep.webp?w=10").status_code == 200
+    body = assert_json_error(client.get(path), 404)
+    assert body["error"] == "no such image"
+
+
+def test_every_404_says_the_same(client: FlaskClient) -> None:
+    bodies = [
+        assert_json_error(client.get(path), 404)
+        for path in ("/image//etc/passwd", "/image/nope.jpg", "/nothing")
+    ]
+    assert {body["error"] for body in bodies} == {"no such image"}
+
+
+@pytest.mark.parametrize(
+    "condition", [{"If-None-Match": "*"}, {"If-Modified-Since": "Wed, 01 Jan 2031 00:00:00 GMT"}]
+)
+def test_only_images_get_304s(client: FlaskClient, condition: dict[str, str]) -> None:
+    """text.jpg is not an image: its GET is 415, and so is a conditional GET, never a 304."""
+    assert_json_error(client.get("/image/text.jpg", headers=condition), 415)
+    assert client.get("/image/photo.jpg?w=10", headers=condition).status_code == 304
