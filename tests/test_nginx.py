@@ -395,3 +395,26 @@ def test_in_chromium_through_the_front(chromium: Any, tmp_path: Path) -> None:
             assert unexpected == []  # the 400 asked for and the page server's favicon 404 aside
     finally:
         front.stop()
+
+
+def test_nginx_reuses_its_connections_to_gunicorn(front: Front) -> None:
+    """gthread workers keep connections alive and the front keeps 16 idle ones: 40 misses in a
+    row through nginx open a connection or two to gunicorn, not 40 (each closed one would linger
+    in TIME_WAIT on one side or the other)."""
+
+    def connections(state: str) -> int:
+        port = front.origin.port
+        out = subprocess.run(
+            ["ss", "-Htan", "state", state, f"( sport = :{port} or dport = :{port} )"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return len([line for line in out.splitlines() if line.strip()])
+
+    before = connections("time-wait")
+    for width in range(300, 340):
+        status, headers, _ = front.request(f"/image/rocket.jpg?w={width}")
+        assert status == 200 and headers["x-cache-status"] == "MISS"
+    assert connections("time-wait") - before <= 2
+    assert 1 <= connections("established") <= 2 * 16  # kept open, both ends counted
