@@ -100,7 +100,7 @@ def render(
     reduction = 1
     if declared:
         geometry = plan_geometry(*declared, params)
-        check_output(geometry, limits)
+        check_output(geometry, limits, params=params)
         reduction = jpeg_shrink_factor(declared, geometry) if info.format == "jpeg" else 1
     image = decode(path, info, reduction) if not params.frame else decode_frame(path, info, params.frame)
     limits.check_deadline()
@@ -132,7 +132,7 @@ def finish(
         profile=profile,
         source=source_size,
     )
-    check_output(plan.geometry, limits)
+    check_output(plan.geometry, limits, params=params)
     for step in STEPS:
         image = step(image, plan)
         limits.check_deadline()
@@ -161,7 +161,7 @@ def render_animation(
         raise UnsupportedImage(f"the {info.format.upper()} animation declares no size")
     geometry = plan_geometry(*declared, params)
     plan = Plan(geometry, info.orientation, output, params.background, info.profile, declared)
-    check_output(plan.geometry, limits, info.frames)
+    check_output(plan.geometry, limits, info.frames, params)
     with open(path, "rb") as file:
         data = np.frombuffer(file.read(), np.uint8)
     try:
@@ -248,12 +248,18 @@ def check_source(info: SourceInfo, limits: Limits) -> None:
         )
 
 
-def check_output(geometry: Geometry, limits: Limits, frames: int = 1) -> None:
+def check_output(
+    geometry: Geometry, limits: Limits, frames: int = 1, params: ImageParams | None = None
+) -> None:
+    """400 for a result over PROXY_MAX_OUTPUT_PIXELS, naming the size parameter that was sent."""
     width, height = geometry.canvas or (geometry.crop[2:] if geometry.crop else geometry.size)
     if width * height * frames > limits.max_output_pixels:
         size = f"{width}x{height}" + (f" x {frames} frames" if frames > 1 else "")
+        asked = params is not None and (params.width is not None or params.height is not None)
+        name = "h" if params is not None and params.width is None and params.height is not None else "w"
+        advice = "ask for less" if asked else "no w or h was given, so it is the original's size: ask for one"
         raise InvalidParameter(
-            "w", f"the result would be {size}, over {limits.max_output_pixels} pixels; ask for less"
+            name, f"the result would be {size}, over {limits.max_output_pixels} pixels; {advice}"
         )
 
 

@@ -83,6 +83,11 @@ def test_output_pixel_limit_is_a_bad_parameter(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter) as caught:
         render(path, ImageParams(width=101), SOURCE, limits)
     assert caught.value.parameter == "w"
+    with pytest.raises(InvalidParameter) as by_height:
+        render(path, ImageParams(height=51), SOURCE, limits)
+    assert by_height.value.parameter == "h"  # the one that was sent
+    with pytest.raises(InvalidParameter, match="no w or h was given"):
+        render(path, ImageParams(), SOURCE, limits)
 
 
 def rarely_used(extension: str) -> bytes:
