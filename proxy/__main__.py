@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for image_id in args.ids:
                 print(f"{image_id}: purged {purge(image_id, cache, stores)} entries")
         elif args.command == "cache":
-            removed = f"removed {cache.clear()} entries"
+            removed = f"removed {cache.clear()} entries, and reset the hit, miss and render counts"
             print(removed if copies is None else f"{removed} and {copies.clear()} source copies")
         else:
             return _warm(settings, cache, open_store(settings, copies), args)

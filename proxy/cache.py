@@ -140,6 +140,7 @@ class VariantCache:
         self._state = threading.RLock()  # guards opening, closing, counts and memory, across threads
         self._counts = {HITS: 0, MISSES: 0}  # not yet added to the shared totals
         self._flushed = time.monotonic()
+        self._later: threading.Timer | None = None  # a flush due in a second
         self._cache: diskcache.Cache | None = None
         self._index: int | None = None  # a descriptor of the open index, to notice its deletion
         self._down_since: float | None = None
@@ -422,12 +423,22 @@ class VariantCache:
     def _count(self, name: str) -> None:
         with self._state:
             self._counts[name] += 1
-        if time.monotonic() - self._flushed > 1.0:
+            due = time.monotonic() - self._flushed > 1.0
+            later = not due and self._later is None
+            if later:  # counted after a flush: make sure it is added even if no request follows
+                self._later = threading.Timer(1.0, self._flush)
+                self._later.daemon = True
+        if due:
             self._flush()
+        elif later:
+            assert self._later is not None
+            self._later.start()
 
     def _flush(self) -> None:
-        """Add this worker's counts to the shared totals: one write a second, not one per hit."""
+        """Add this worker's counts to the shared totals: one write a second, not one per hit, and
+        a second after the last one at the latest, so an idle worker's counts reach cache stats."""
         with self._state:
+            self._later = None
             self._flushed = time.monotonic()
             counts, self._counts = self._counts, dict.fromkeys(self._counts, 0)
             cache = self._cache if self._down_since is None else None

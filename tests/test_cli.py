@@ -52,6 +52,18 @@ def test_warm_renders_what_requests_then_hit(settings: Settings) -> None:
     assert negotiated.headers["X-Cache"] == "HIT"
 
 
+def test_an_idle_workers_counts_reach_the_stats(settings: Settings) -> None:
+    """Counts are added to the shared totals at most once a second, and a second after the last
+    request at the latest: a worker that then sits idle does not keep them."""
+    app = create_app(settings)
+    client = app.test_client()
+    client.get("/image/photo.jpg?w=50")
+    client.get("/image/photo.jpg?w=50")  # counted within the second after the first flush
+    time.sleep(1.5)
+    assert stats(settings)["hits"] == 1  # without the app closing its cache
+    app.extensions["proxy"].cache.close()
+
+
 def test_stats_count_hits_misses_and_bytes(settings: Settings) -> None:
     app = create_app(settings)
     client = app.test_client()
@@ -69,8 +81,8 @@ def test_clear_empties_the_cache(settings: Settings) -> None:
     run(settings, "warm", "photo.jpg", "--sizes", "80", "--fmt", "png")
     assert stats(settings)["entries"] == 1
     result = run(settings, "cache", "clear")
-    assert result.returncode == 0 and "removed" in result.stdout
-    assert stats(settings)["entries"] == 0
+    assert result.returncode == 0 and "removed" in result.stdout and "reset the hit, miss" in result.stdout
+    assert stats(settings)["entries"] == 0 and stats(settings)["renders"] == 0
 
 
 def test_warm_reports_errors_and_fails(settings: Settings) -> None:
