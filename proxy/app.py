@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(playground)
     app.register_blueprint(ops)
     register_metrics(app)
-    register_error_handlers(app)
+    register_error_handlers(app, error_images=settings.error_image)
 
     @app.after_request
     def _cors(response: Response) -> Response:

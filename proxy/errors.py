@@ -21,6 +21,7 @@ internals.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import ClassVar
 
@@ -126,18 +127,46 @@ def error_response(status: int, body: dict[str, object]) -> Response:
     return response
 
 
+def placeholder_response(status: int, message: str) -> Response:
+    """A small grey PNG showing the status, with the same status, X-Error and no-store: a page
+    shows something in the image's place, and the reason is one click away in the network panel."""
+    response = Response(_placeholder(status), status=status, mimetype="image/png")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Error"] = _header_safe(message)
+    return response
+
+
+@functools.lru_cache(maxsize=16)
+def _placeholder(status: int) -> bytes:
+    import cv2  # the pipeline's library; imported here, where only an error needs it
+    import numpy as np
+
+    image = np.full((90, 160, 3), 224, np.uint8)
+    cv2.putText(image, str(status), (38, 58), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (96, 96, 96), 2, cv2.LINE_AA)
+    return bytes(cv2.imencode(".png", image)[1])
+
+
+def _wants_an_image(accept: str) -> bool:
+    """A browser loading an <img> names image types first; fetch() and curl send */*."""
+    return accept.split(",", 1)[0].strip().lower().startswith("image/")
+
+
 def _header_safe(text: str, limit: int = 300) -> str:
     """One line of printable ASCII: what any client can carry in a header."""
     cleaned = "".join(c if " " <= c <= "~" else "?" for c in text)
     return cleaned[:limit]
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Map every failure to a JSON answer; the only place that does so."""
+def register_error_handlers(app: Flask, error_images: bool = False) -> None:
+    """Map every failure to a JSON answer; the only place that does so. With ``error_images``
+    (PROXY_ERROR_IMAGE=1), a browser's image request gets a placeholder image instead."""
 
     @app.errorhandler(ProxyError)
     def _proxy_error(error: ProxyError) -> Response:
-        response = error_response(error.status, error.body())
+        if error_images and _wants_an_image(request.headers.get("Accept", "")):
+            response = placeholder_response(error.status, error.message)
+        else:
+            response = error_response(error.status, error.body())
         if isinstance(error, Overloaded):
             REFUSALS.labels(error.reason).inc()
             response.headers["Retry-After"] = str(error.retry_after)

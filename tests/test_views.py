@@ -388,3 +388,16 @@ def test_only_images_get_304s(client: FlaskClient, condition: dict[str, str]) ->
     """text.jpg is not an image: its GET is 415, and so is a conditional GET, never a 304."""
     assert_json_error(client.get("/image/text.jpg", headers=condition), 415)
     assert client.get("/image/photo.jpg?w=10", headers=condition).status_code == 304
+
+
+def test_an_error_image_for_browsers_when_asked_for(settings: Settings) -> None:
+    client = create_app(replace(settings, error_image=True)).test_client()
+    browser = {"Accept": "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"}
+    response = client.get("/image/photo.jpg?w=abc", headers=browser)
+    assert response.status_code == 400 and response.headers["Content-Type"] == "image/png"
+    assert decode(response.data).shape[:2] == (90, 160) and response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Error"].startswith("w: expected an integer")
+    assert client.get("/image/nope.jpg", headers=browser).status_code == 404
+    assert_json_error(client.get("/image/photo.jpg?w=abc", headers={"Accept": "*/*"}), 400)  # fetch, curl
+    plain = create_app(settings).test_client().get("/image/photo.jpg?w=abc", headers=browser)
+    assert_json_error(plain, 400)  # off by default
