@@ -43,15 +43,22 @@ def write_config(prefix: Path, port: int, *origins: str, validity: int | None = 
         + "events { worker_connections 1024; }\n"
         + f"http {{ access_log off; sendfile on; {temp} include {prefix}/image-origin.conf; }}\n"
     )
-    command = ["nginx", "-e", f"{prefix}/error.log", "-c", f"{prefix}/nginx.conf", "-p", str(prefix)]
+    return unprivileged(
+        prefix, ["nginx", "-e", f"{prefix}/error.log", "-c", f"{prefix}/nginx.conf", "-p", str(prefix)]
+    )
+
+
+def unprivileged(directory: Path, command: list[str]) -> list[str]:
+    """``command`` as it must run to own only ``directory``: as is for a user, as nobody for root
+    (as CI is), with ``directory`` handed to nobody and its parents made reachable."""
     if os.geteuid() != 0:
         return command
-    for path in (prefix, *prefix.parents):  # nobody must reach the prefix...
+    for path in (directory, *directory.parents):  # nobody must reach the directory...
         if path.stat().st_mode & 0o005 != 0o005:
             path.chmod(path.stat().st_mode | 0o005)
         if path == Path(tempfile.gettempdir()):
             break
-    for path in (prefix, *prefix.rglob("*")):  # ...and own it
+    for path in (directory, *directory.rglob("*")):  # ...and own it
         os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
     return ["setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}", "--clear-groups", *command]
 

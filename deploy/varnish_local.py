@@ -8,15 +8,16 @@ root (as CI is), varnishd runs as nobody with no jail, owning only DIR; otherwis
 
 from __future__ import annotations
 
-import os
-import pwd
 import re
 import sys
-import tempfile
 from pathlib import Path
 
+try:
+    from .nginx_local import unprivileged
+except ImportError:  # run as a script: python deploy/varnish_local.py
+    from nginx_local import unprivileged  # type: ignore[no-redef]
+
 DEPLOY = Path(__file__).resolve().parent / "varnish.vcl"
-NOBODY = pwd.getpwnam("nobody")
 
 
 def write_config(directory: Path, port: int, origin: str) -> list[str]:
@@ -38,16 +39,7 @@ def write_config(directory: Path, port: int, origin: str) -> list[str]:
         "-s", "malloc,64m",
         "-p", "vsl_space=1M",
     ]  # fmt: skip
-    if os.geteuid() != 0:
-        return command
-    for path in (directory, *directory.parents):  # nobody must reach the directory...
-        if path.stat().st_mode & 0o005 != 0o005:
-            path.chmod(path.stat().st_mode | 0o005)
-        if path == Path(tempfile.gettempdir()):
-            break
-    for path in (directory, *directory.rglob("*")):  # ...and own it
-        os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
-    return ["setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}", "--clear-groups", *command]
+    return unprivileged(directory, command)
 
 
 if __name__ == "__main__":

@@ -77,12 +77,12 @@ class Origin:
         names = self.settings.tag_headers
         if not names:
             return {}
-        tags = (
-            tags_for(image_id, [m.prefix for m in self.settings.mounts])
-            if mount
-            else (original_tag(image_id),)
-        )
-        return tag_headers(tags, names)
+        return tag_headers(tags_for(image_id, self._prefixes if mount else ()), names)
+
+    @functools.cached_property
+    def _prefixes(self) -> tuple[str, ...]:
+        """The mount prefixes, longest first (settings.mounts sorts them on every call)."""
+        return tuple(mount.prefix for mount in self.settings.mounts)
 
     def render(self, store: SourceStore, source: Source, params: ImageParams, target: str) -> Rendered:
         """Run the pipeline in a transform slot, under the deadline, through a reduced copy of

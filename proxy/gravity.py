@@ -32,16 +32,16 @@ SKIN, SATURATION = 2.0, 0.5  # attention's weights; edges count 1 at four times 
 def window(image: Pixels, box: tuple[int, int], how: str) -> tuple[int, int]:
     """The (x, y) of the ``box``-sized window of the 8-bit ``image`` that ``how`` prefers."""
     height, width = image.shape[:2]
-    score = _saliency(image) if how == "attention" else None
-    gray = _gray(image)
+    # What each candidate offset is scored on: a saliency map, or the luminance for entropy.
+    scored = _saliency(image) if how == "attention" else _gray(image)
     offsets = []
     for axis, (side, size) in enumerate(((box[0], width), (box[1], height))):
         if size <= side:
             offsets.append(0)
-        elif score is not None:
-            offsets.append(_best(_sums(score.sum(axis=axis), side)))
+        elif how == "attention":
+            offsets.append(_best(_sums(scored.sum(axis=axis), side)))
         else:
-            offsets.append(_best(_entropies(gray if axis == 0 else gray.T, side)))
+            offsets.append(_best(_entropies(scored if axis == 0 else scored.T, side)))
     return offsets[0], offsets[1]
 
 

@@ -15,6 +15,7 @@ tiers and memos notice within ``cache.EPOCH_CHECK`` seconds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 SURROGATE_KEY = "surrogate-key"  # the one header whose tags are separated by spaces
 
 
+@functools.lru_cache(maxsize=65536)  # asked on every image request; a hash each time otherwise
 def original_tag(image_id: str) -> str:
     return "o-" + hashlib.sha256(image_id.encode()).hexdigest()[:16]
 

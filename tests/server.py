@@ -17,6 +17,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def http_request(
+    port: int, method: str, path: str, headers: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a fresh loopback connection: status, lower-cased headers, body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, headers=dict(headers or {}))
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -39,13 +52,7 @@ class Server:
     def request(
         self, method: str, path: str, headers: Mapping[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request(method, path, headers=dict(headers or {}))
-            response = connection.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            connection.close()
+        return http_request(self.port, method, path, headers)
 
     def workers(self) -> set[int]:
         pid = self.process.pid

@@ -7,7 +7,6 @@ paths and ports. .ci/run installs nginx; without it these tests are skipped, and
 from __future__ import annotations
 
 import functools
-import http.client
 import os
 import shutil
 import signal
@@ -29,7 +28,7 @@ from deploy.nginx_local import write_config
 
 from .browser import ACCEPT, launch, needs_browser, new_page, raw_statuses
 from .images import decode, encode, photo
-from .server import REPO, Server, free_port, start_gunicorn
+from .server import REPO, Server, free_port, http_request, start_gunicorn
 
 pytestmark = pytest.mark.skipif(
     shutil.which("nginx") is None, reason="nginx is not installed (.ci/run installs it)"
@@ -44,13 +43,7 @@ class Front:
     access_log: Path  # the origin's: one line per request that reached gunicorn
 
     def request(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request("GET", path, headers={k.replace("_", "-"): v for k, v in headers.items()})
-            response = connection.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            connection.close()
+        return http_request(self.port, "GET", path, {k.replace("_", "-"): v for k, v in headers.items()})
 
     def origin_requests(self, path: str, expected: int) -> int:
         """Requests for ``path`` that reached gunicorn, once ``expected`` are logged (or 2 s passed).

@@ -6,7 +6,6 @@ a real gunicorn on loopback, the file used as shipped but for its backend addres
 
 from __future__ import annotations
 
-import http.client
 import shutil
 import subprocess
 import time
@@ -21,7 +20,7 @@ from deploy.varnish_local import write_config
 from proxy.purge import original_tag
 
 from .images import decode
-from .server import REPO, Server, free_port, start_gunicorn
+from .server import REPO, Server, free_port, http_request, start_gunicorn
 
 pytestmark = pytest.mark.skipif(
     shutil.which("varnishd") is None and not Path("/usr/sbin/varnishd").exists(),
@@ -50,13 +49,9 @@ class Front:
     def request(
         self, path: str, method: str = "GET", port: int | None = None, **headers: str
     ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=30)
-        try:
-            connection.request(method, path, headers={k.replace("_", "-"): v for k, v in headers.items()})
-            response = connection.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            connection.close()
+        return http_request(
+            port or self.port, method, path, {k.replace("_", "-"): v for k, v in headers.items()}
+        )
 
     def origin_lines(self, path: str) -> list[str]:
         time.sleep(0.2)  # gunicorn logs a request just after answering it
