@@ -164,8 +164,11 @@ class VariantCache:
         variant = self.get(key)
         if variant is not None:
             return variant
-        with self.lock(key) as waited:
-            variant = self.get(key) if waited else None
+        with self.lock(key):
+            # Look again even if the lock came at once: its last holder may have stored the
+            # variant between our miss and our lock (``in`` counts no second miss).
+            stored = self._guard(lambda cache: key in cache, False)
+            variant = self.get(key) if stored else None
             if variant is not None:
                 return variant
             rendered = produce()

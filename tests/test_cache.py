@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,6 +134,23 @@ def test_waiter_takes_the_result_of_the_holder(cache: VariantCache) -> None:
         thread.join()
     assert len(calls) == 1
     assert sorted(v.hit for v in results) == [False, True, True, True]
+
+
+def test_a_variant_stored_between_the_miss_and_the_lock_is_not_rendered_again(tmp_path: Path) -> None:
+    cache = VariantCache(tmp_path / "c", 16 * MiB)
+    other = VariantCache(tmp_path / "c", 16 * MiB)  # another worker, finishing just before our lock
+    locking = cache.lock
+
+    @contextmanager
+    def late(key: str) -> Iterator[bool]:
+        other.put(key, rendered(100, seed=7))  # stored and released: our lock comes at once
+        with locking(key) as waited:
+            yield waited
+
+    cache.lock = late  # type: ignore[method-assign]
+    calls = []
+    variant = cache.fetch("k", lambda: calls.append(1) or rendered(100), keep=lambda: True)
+    assert calls == [] and variant.hit and variant.body == rendered(100, seed=7).data
 
 
 def test_a_dead_holders_lock_expires(tmp_path: Path) -> None:
