@@ -21,9 +21,10 @@ from urllib.parse import quote
 import urllib3
 from werkzeug.datastructures import MultiDict
 
+from .app import declared_kind
 from .cache import VariantCache, variant_key
 from .errors import ProxyError
-from .formats import negotiate
+from .formats import LEGACY, SOURCE, negotiate, resolve
 from .limits import Limits
 from .params import ImageParams, check_presets, parse_params
 from .pipeline import Rendered, render
@@ -135,6 +136,8 @@ def _warm_one(
     source = store.resolve(image_id)
     params = parse_params(query, settings)
     target = negotiate(params.fmt, "")
+    if target in (SOURCE, LEGACY):  # named as the service names it, so that it is the same variant
+        target = resolve(target, declared_kind(cache, store, source), params.frame)
     variant = cache.fetch(
         variant_key(source, params, target),
         produce=lambda: _render(store, source, params, target, settings),

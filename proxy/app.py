@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from flask import Flask, Response, request
 
 from .access import AccessLog
-from .cache import VariantCache, copy_key
-from .errors import ProxyError, register_error_handlers
+from .cache import VariantCache, copy_key, kind_key
+from .errors import UnsupportedImage, register_error_handlers
 from .gate import TransformGate, gate_directory
 from .http import cache_control, cors_headers
 from .intermediate import render_reduced
@@ -24,14 +24,14 @@ from .metrics import IN_FLIGHT, RENDERS, SOURCE_BYTES, SOURCE_PIXELS, TRANSFORM_
 from .ops import ops
 from .params import ImageParams, check_presets, query_parser
 from .pipeline import Rendered
-from .probe import probe
+from .probe import Kind, probe
 from .purge import original_tag, tag_headers, tags_for
 from .settings import Settings
 from .sources import Source, SourceStore, open_copies, open_store
 from .sources.urls import UrlStore
 from .views import images, purges
 
-SNIFFED = 65536  # originals whose header type each worker remembers
+KINDS = 65536  # original versions whose header kind (probe.Kind) each worker remembers
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Origin:
     urls: UrlStore | None  # /url/, when PROXY_URL_HOSTS allows any host
     gate: TransformGate
     parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
-    _sniffed: dict[tuple[str, str], bool] = field(default_factory=dict)  # (id, version): an image?
+    _kinds: dict[tuple[str, str], Kind | str] = field(default_factory=dict)  # (id, version): kind or refusal
 
     @functools.cached_property
     def secrets(self) -> tuple[str, ...]:
@@ -55,21 +55,21 @@ class Origin:
         s = self.settings
         return cache_control(s.max_age, s.stale_while_revalidate, s.stale_if_error)
 
-    def is_image(self, store: SourceStore, source: Source) -> bool:
-        """Whether the original's header is one we decode: only those get a 304 (a README.md asked
-        with If-None-Match: * must get its 415). Remembered per original version, so a 304 reads
-        the file's first bytes once, not every time."""
-        known = self._sniffed.get((source.id, source.version))
+    def kind(self, store: SourceStore, source: Source) -> Kind:
+        """What the original's header declares that decides the output format, remembered per
+        original version by this worker (a dict look-up on the hot path; see ``declared_kind``).
+        Raises UnsupportedImage, remembered alike, for what is not an image we decode."""
+        known = self._kinds.get((source.id, source.version))
         if known is None:
             try:
-                with store.local(source) as path:
-                    probe(path)
-                known = True
-            except ProxyError:
-                known = False
-            if len(self._sniffed) >= SNIFFED:
-                self._sniffed.clear()  # a crude bound: refilled from a header read each
-            self._sniffed[source.id, source.version] = known
+                known = declared_kind(self.cache, store, source)
+            except UnsupportedImage as error:
+                known = error.message
+            if len(self._kinds) >= KINDS:
+                self._kinds.clear()  # a crude bound: refilled from the cache, one look-up each
+            self._kinds[source.id, source.version] = known
+        if isinstance(known, str):
+            raise UnsupportedImage(known)
         return known
 
     def tag_headers(self, image_id: str, mount: bool = True) -> dict[str, str]:
@@ -98,6 +98,26 @@ class Origin:
             SOURCE_BYTES.observe(info.bytes)
             SOURCE_PIXELS.observe((info.width or 0) * (info.height or 0))
             return rendered
+
+
+def declared_kind(cache: VariantCache, store: SourceStore, source: Source) -> Kind:
+    """The original's header kind, shared by the workers through the cache (a worker started
+    later, or recycled, reads no header again, and a remote original's evicted copy is not
+    fetched again for a hit); read from the header the first time. Raises UnsupportedImage."""
+    key = kind_key(source)
+    known = cache.get_value(key)
+    if isinstance(known, tuple) and len(known) == len(Kind._fields):
+        return Kind(*known)
+    if isinstance(known, str):
+        raise UnsupportedImage(known)
+    try:
+        with store.local(source) as path:
+            kind = probe(path).kind
+    except UnsupportedImage as error:
+        cache.set_value(key, error.message)
+        raise
+    cache.set_value(key, tuple(kind))  # a plain tuple: nothing of ours to unpickle
+    return kind
 
 
 def create_app(settings: Settings | None = None) -> Flask:

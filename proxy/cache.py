@@ -72,6 +72,9 @@ MIN_SIZE = 4 * RESERVE
 HORIZON = 30 * 86400  # seconds an untouched variant is kept at most
 LOCK_PREFIX = "lock:"
 STAT_PREFIX = "stat:"
+SEEN_PREFIX = "seen:"
+KIND_PREFIX = "kind|"
+BOOKKEEPING = (LOCK_PREFIX, STAT_PREFIX, SEEN_PREFIX, KIND_PREFIX)  # not counted as entries
 RENDERS, HITS, MISSES = (STAT_PREFIX + name for name in ("renders", "hits", "misses"))
 POLICY = "least-recently-touched"
 MEMORY_ENTRY = 256 * 1024  # larger variants stream from their file (sendfile) and stay on disk
@@ -101,10 +104,16 @@ class Variant:
 def variant_key(source: Source, params: ImageParams, target: str) -> str:
     """Everything that changes the bytes: pipeline, original and its version, transform, format.
 
-    The requested ``fmt`` is left out and the negotiated target put in, so ``fmt=webp`` and
-    ``fmt=auto`` answered with WebP are one variant.
+    The requested ``fmt`` is left out and the format produced put in (formats.resolve), so
+    ``fmt=webp`` and ``fmt=auto`` answered with WebP are one variant, as are no ``fmt`` and
+    ``fmt=jpeg`` for a JPEG original.
     """
     return "|".join((PIPELINE_VERSION, source.id, source.version, params.transform, target))
+
+
+def kind_key(source: Source) -> str:
+    """The key of an original version's header kind (app.declared_kind)."""
+    return KIND_PREFIX + "|".join((PIPELINE_VERSION, source.id, source.version))
 
 
 def copy_key(source: Source) -> str:
@@ -329,7 +338,7 @@ class VariantCache:
 
     def first_sight(self, key: str) -> bool:
         """True the first time ``key`` is asked about (within HORIZON); records the sighting."""
-        return bool(self._guard(lambda cache: cache.add("seen:" + key, 1, expire=HORIZON), True))
+        return bool(self._guard(lambda cache: cache.add(SEEN_PREFIX + key, 1, expire=HORIZON), True))
 
     def _store(self, key: str, data: bytes, tag: str | None) -> bool:
         """Whether ``data`` was stored."""
@@ -398,7 +407,7 @@ class VariantCache:
         self._flush()
 
         def collect(cache: diskcache.Cache) -> dict[str, int]:
-            entries = sum(1 for k in cache.iterkeys() if not k.startswith((LOCK_PREFIX, STAT_PREFIX)))
+            entries = sum(1 for k in cache.iterkeys() if not k.startswith(BOOKKEEPING))
             return {
                 "entries": entries,
                 "bytes": directory_bytes(self.directory),

@@ -1,11 +1,13 @@
 """Output formats: names, MIME types, encoder flags, and negotiation from ``Accept``.
 
-Choosing the output happens in two stages, because one input is only known
-after decoding. Before anything is read, the request's ``fmt`` and ``Accept``
-header reduce to a *target* that is fixed for the request and goes into the
-cache key: a format name, ``SOURCE`` (keep the original's format) or ``LEGACY``
-(JPEG, or PNG when the result has alpha). After decoding, ``pick`` turns the
-target into a concrete ``Format``.
+Choosing the output happens in two stages. The request's ``fmt`` and ``Accept``
+header reduce to a *target*: a format name, ``SOURCE`` (keep the original's format)
+or ``LEGACY`` (JPEG, or PNG when the original declares transparency). ``resolve``
+then names the format from what the original's header declares (probe.Kind), so
+that the cache key and ETag name the format produced, however it was asked for:
+``w=300``, ``w=300&fmt=jpeg`` and ``fmt=auto`` answered with JPEG are one variant.
+Deciding from the header, as libvips-based servers do, means an RGBA PNG whose
+alpha is all opaque is still a PNG for a client that takes neither AVIF nor WebP.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from werkzeug.http import parse_accept_header
+
+from .probe import Kind
 
 SOURCE = "source"
 LEGACY = "jpeg|png"
@@ -105,10 +109,16 @@ def negotiate(requested: str | None, accept: str, order: tuple[str, ...] = ("avi
     return LEGACY
 
 
-def pick(target: str, source_format: str, has_alpha: bool) -> Format:
-    """The concrete output format for ``target`` once the decoded image is known."""
+def resolve(target: str, kind: Kind, frame: int | None = None) -> str:
+    """The name of the format ``target`` produces for an original of ``kind``.
+
+    Kept as it is: JPEG, PNG and WebP originals, and animations as WebP (which animates) unless
+    one ``frame`` is asked for. Other originals become PNG, which keeps any alpha losslessly.
+    """
     if target == SOURCE:
-        return FORMATS.get(source_format, PNG) if source_format in ("png", "jpeg", "webp") else PNG
+        if kind.animated and frame is None and "webp" in FORMATS:
+            return "webp"
+        return kind.format if kind.format in ("png", "jpeg", "webp") and kind.format in FORMATS else "png"
     if target == LEGACY:
-        return PNG if has_alpha else JPEG
-    return FORMATS[target]
+        return "png" if kind.alpha else "jpeg"
+    return target

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from .color import to_srgb
+from .formats import FORMATS, resolve
 from .limits import Limits
 from .params import ImageParams
 from .pipeline import (
@@ -43,8 +44,8 @@ from .probe import SourceInfo, probe
 
 SIDE = 2048  # longest side of a reduced copy, in pixels
 ELIGIBLE = 2 * SIDE  # originals with a longest side at least this large get one
-_HEADER = struct.Struct("<4sIIIII8s")
-_MAGIC = b"RIC1"
+_HEADER = struct.Struct("<4sIIIII")
+_MAGIC = b"RIC2"
 
 
 class BlobStore(Protocol):
@@ -60,7 +61,6 @@ class BlobStore(Protocol):
 @dataclass(frozen=True)
 class Intermediate:
     image: Image  # upright, 8-bit, 1, 3 or 4 channels
-    source_format: str
     source_size: tuple[int, int]  # the original's upright (width, height)
 
     def serves(self, params: ImageParams) -> bool:
@@ -74,19 +74,19 @@ class Intermediate:
     def to_bytes(self) -> bytes:
         height, width = self.image.shape[:2]
         channels = 1 if self.image.ndim == 2 else self.image.shape[2]
-        header = _HEADER.pack(_MAGIC, width, height, channels, *self.source_size, self.source_format.encode())
+        header = _HEADER.pack(_MAGIC, width, height, channels, *self.source_size)
         return header + np.ascontiguousarray(self.image).tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Intermediate | None:
         if len(data) < _HEADER.size:
             return None
-        magic, width, height, channels, source_w, source_h, name = _HEADER.unpack_from(data)
+        magic, width, height, channels, source_w, source_h = _HEADER.unpack_from(data)
         if magic != _MAGIC or len(data) != _HEADER.size + width * height * channels:
             return None  # not ours, or cut short: never trusted
         pixels = np.frombuffer(data, np.uint8, offset=_HEADER.size)
         shape = (height, width) if channels == 1 else (height, width, channels)
-        return cls(pixels.reshape(shape), name.rstrip(b"\0").decode(), (source_w, source_h))
+        return cls(pixels.reshape(shape), (source_w, source_h))
 
 
 def build(path: str, limits: Limits = DEFAULT_LIMITS, info: SourceInfo | None = None) -> Intermediate | None:
@@ -102,7 +102,7 @@ def build(path: str, limits: Limits = DEFAULT_LIMITS, info: SourceInfo | None = 
     image = upright(to_8bit_array(decode(path, info, reduction)), info.orientation)
     limits.check_deadline()
     reduced = to_srgb(cv2.resize(image, size, interpolation=cv2.INTER_AREA), info.profile)
-    return Intermediate(reduced, info.format, declared)  # in sRGB already: renders from it need no profile
+    return Intermediate(reduced, declared)  # in sRGB already: renders from it need no profile
 
 
 def render_reduced(
@@ -128,5 +128,6 @@ def render_reduced(
         if copy is not None:
             store.put_blob(key, copy.to_bytes(), tag)
     if copy is not None and copy.serves(params):
-        return finish(copy.image, copy.source_format, copy.source_size, 1, params, target, limits)
+        output = FORMATS[resolve(target, info.kind, params.frame)]
+        return finish(copy.image, copy.source_size, 1, params, output, limits)
     return render(path, params, target, limits, info)

@@ -26,7 +26,7 @@ from PIL import Image as PILImage
 
 from .color import cmyk_to_bgr, converts, to_srgb
 from .errors import InvalidParameter, SourceTooLarge, UnsupportedImage
-from .formats import FORMATS, SOURCE, Format, pick
+from .formats import FORMATS, Format, resolve
 from .gravity import window
 from .limits import Limits
 from .params import ImageParams
@@ -38,7 +38,7 @@ RGBA = tuple[int, int, int, int]
 DEFAULT_LIMITS = Limits()
 
 # Bump whenever the bytes produced for the same request change, so caches miss.
-PIPELINE_VERSION = "7"
+PIPELINE_VERSION = "8"
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -93,9 +93,9 @@ def render(
     """
     info = info or probe(path)
     check_source(info, limits)  # before a single pixel is allocated
-    animated = animated_output(info, params, target)
-    if animated is not None:
-        return render_animation(path, info, params, animated, limits)
+    output = FORMATS[resolve(target, info.kind, params.frame)]
+    if animates(info, params, output):
+        return render_animation(path, info, params, output, limits)
     declared = oriented_size(info)
     reduction = 1
     if declared:
@@ -106,16 +106,15 @@ def render(
     limits.check_deadline()
     height, width = image.shape[:2]
     source_size = declared if reduction > 1 and declared else _orient_size(width, height, info)
-    return finish(image, info.format, source_size, info.orientation, params, target, limits, info.profile)
+    return finish(image, source_size, info.orientation, params, output, limits, info.profile)
 
 
 def finish(
     image: Image,
-    source_format: str,
     source_size: tuple[int, int],
     orientation: int,
     params: ImageParams,
-    target: str,
+    output: Format,
     limits: Limits = DEFAULT_LIMITS,
     profile: bytes | None = None,
 ) -> Rendered:
@@ -127,7 +126,7 @@ def finish(
     plan = Plan(
         geometry=plan_geometry(*source_size, params),
         orientation=orientation,
-        output=pick(target, source_format, has_alpha(image)),
+        output=output,
         background=params.background,
         profile=profile,
         source=source_size,
@@ -139,17 +138,10 @@ def finish(
     return Rendered(encode(image, plan.output, params.quality), plan.output)
 
 
-def animated_output(info: SourceInfo, params: ImageParams, target: str) -> Format | None:
-    """The format an animated original is served in as an animation, or None for a still.
-
-    WebP and AVIF animate; asked for nothing in particular, an animation is served as WebP.
-    JPEG and PNG (and ``?frame=N``) take one frame.
-    """
-    if info.frames < 2 or params.frame is not None:
-        return None
-    if target == SOURCE:
-        return FORMATS.get("webp")
-    return FORMATS[target] if target in ("webp", "avif") else None
+def animates(info: SourceInfo, params: ImageParams, output: Format) -> bool:
+    """Whether an original is served as an animation: WebP and AVIF animate; JPEG and PNG
+    (and ``?frame=N``) take one frame."""
+    return info.frames > 1 and params.frame is None and output.name in ("webp", "avif")
 
 
 def render_animation(

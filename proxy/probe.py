@@ -14,7 +14,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from .errors import NotFound, UnsupportedImage
 
@@ -24,10 +24,21 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0
 _ISOBMFF_CONTAINERS = (b"meta", b"iprp", b"ipco", b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl")
 INDEFINITE = (1 << 64) - 1, (1 << 32) - 1  # an ISOBMFF duration that never ends, 64 and 32-bit
 _TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_ORIENTATION, _TIFF_ICC = 256, 257, 274, 34675
+_TIFF_PHOTOMETRIC, _TIFF_SAMPLES, _TIFF_EXTRA_SAMPLES = 262, 277, 338
+_TIFF_COLOURS = {0: 1, 1: 1, 2: 3, 3: 1}  # samples per photometric kind: grey, grey, RGB, palette
 _MAX_IFD_ENTRIES = 1024
 
 
 Profile = bytes  # an ICC profile (the name, because SourceInfo.bytes shadows the type)
+
+
+class Kind(NamedTuple):
+    """What the output format depends on (formats.resolve): small, so the view keeps one per
+    original version and names the produced format in the cache key before any pixel."""
+
+    format: str
+    animated: bool
+    alpha: bool
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,11 @@ class SourceInfo:
     transparent: int | None = None  # PNG grey + tRNS: the sample value that is transparent
     frames: int = 1  # GIF, WebP and APNG animations: how many frames the file declares
     plays: int | None = None  # AVIF sequences: times played, 0 for ever (OpenCV reads the others')
+    alpha: bool = False  # declares transparency (a channel, a colour, a plane); True where unsure
+
+    @property
+    def kind(self) -> Kind:
+        return Kind(self.format, self.frames > 1, self.alpha)
 
     @property
     def transposed(self) -> bool:
@@ -76,10 +92,11 @@ def _sniff(file: BinaryIO) -> SourceInfo | None:
         return _webp(file)
     if head[:6] in (b"GIF87a", b"GIF89a"):
         width, height = struct.unpack_from("<HH", head, 6)
-        return SourceInfo("gif", width, height, frames=_gif_frames(file.read(MAX_SCAN)))
+        frames, transparent = _gif_blocks(file.read(MAX_SCAN))
+        return SourceInfo("gif", width, height, frames=frames, alpha=transparent)
     if head[:2] == b"BM":
-        width, height = struct.unpack_from("<ii", head, 18)
-        return SourceInfo("bmp", abs(width), abs(height))
+        width, height, _, bits = struct.unpack_from("<iiHH", head, 18)
+        return SourceInfo("bmp", abs(width), abs(height), alpha=bits == 32)  # 32 bits may carry alpha
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return _tiff(file.read(1 << 20))
     if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
@@ -87,15 +104,17 @@ def _sniff(file: BinaryIO) -> SourceInfo | None:
     return None
 
 
-def _gif_frames(data: bytes) -> int:
-    """Image descriptors in a GIF, counted by walking its blocks (no pixel is decoded).
+def _gif_blocks(data: bytes) -> tuple[int, bool]:
+    """Image descriptors in a GIF, and whether any frame has a transparent colour, by walking its
+    blocks (no pixel is decoded).
 
     Stops at the trailer, at a cut, or past ``MAX_FRAMES``; a malformed file counts what it has.
     """
     if len(data) < 13:
-        return 1
+        return 1, True
     at = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # after the global colour table
     frames = 0
+    transparent = False
     while at < len(data) and frames <= MAX_FRAMES:
         kind = data[at]
         if kind == 0x2C:  # image descriptor: 9 bytes, a local colour table, LZW code size, data
@@ -105,13 +124,15 @@ def _gif_frames(data: bytes) -> int:
             at += 10 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0) + 1
             frames += 1
         elif kind == 0x21:  # extension: label, then sub-blocks
+            if at + 3 < len(data) and data[at + 1] == 0xF9:  # graphic control: bit 0, a transparent colour
+                transparent |= bool(data[at + 3] & 1)
             at += 2
         else:  # 0x3B trailer, or garbage
             break
         while at < len(data) and data[at]:  # sub-blocks, each length-prefixed, to a zero length
             at += data[at] + 1
         at += 1
-    return max(frames, 1)
+    return max(frames, 1), transparent
 
 
 def _malformed(kind: str) -> UnsupportedImage:
@@ -198,6 +219,7 @@ def _png(file: BinaryIO) -> SourceInfo:
         profile=profile,
         transparent=transparent,
         frames=frames,
+        alpha=channels in (2, 4),  # an alpha channel, or a tRNS chunk counted as one
     )
 
 
@@ -207,13 +229,16 @@ def _webp(file: BinaryIO) -> SourceInfo:
     orientation = 1
     profile = None
     frames = 0
+    alpha = False
     while header := file.read(8):
         if len(header) < 8:
             break
         kind, length = struct.unpack("<4sI", header)
         frames += kind == b"ANMF"
         data = file.read(min(length, 1 << 20) if kind in (b"EXIF", b"ICCP") else min(length, 30))
+        alpha |= kind == b"ALPH"
         if kind == b"VP8X" and len(data) >= 10:
+            alpha |= bool(data[0] & 0x10)
             width = 1 + int.from_bytes(data[4:7], "little")
             height = 1 + int.from_bytes(data[7:10], "little")
         elif kind == b"VP8 " and len(data) >= 10 and width is None:
@@ -221,6 +246,7 @@ def _webp(file: BinaryIO) -> SourceInfo:
         elif kind == b"VP8L" and len(data) >= 5 and width is None:
             bits = int.from_bytes(data[1:5], "little")
             width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+            alpha |= bool(bits >> 28 & 1)  # the encoder's alpha_is_used hint
         elif kind == b"EXIF":
             exif = data[6:] if data.startswith(b"Exif\0\0") else data
             orientation = _tiff_tags(exif).get(_TIFF_ORIENTATION, 1)
@@ -230,7 +256,7 @@ def _webp(file: BinaryIO) -> SourceInfo:
     if width is None or height is None:
         raise _malformed("WebP")
     orientation = _valid_orientation(orientation)
-    return SourceInfo("webp", width, height, orientation, profile=profile, frames=max(frames, 1))
+    return SourceInfo("webp", width, height, orientation, profile=profile, frames=max(frames, 1), alpha=alpha)
 
 
 def _avif(data: bytes) -> SourceInfo:
@@ -249,7 +275,10 @@ def _avif(data: bytes) -> SourceInfo:
     # (version and flags, a sample size, then the count). A still has none.
     counts = [struct.unpack_from(">I", data, at + 8)[0] for at in isobmff_boxes(data, 0, len(data), b"stsz")]
     frames = max(counts, default=1) or 1
-    return SourceInfo("avif", width, height, profile=profile, frames=frames, plays=_avif_plays(data))
+    alpha = b"auxiliary:alpha" in data  # the alpha plane's auxiliary type, for stills and sequences
+    return SourceInfo(
+        "avif", width, height, profile=profile, frames=frames, plays=_avif_plays(data), alpha=alpha
+    )
 
 
 def _avif_plays(data: bytes) -> int:
@@ -304,7 +333,11 @@ def _tiff(data: bytes) -> SourceInfo:
         if tag == _TIFF_ICC and kind == 7 and count > 4:  # UNDEFINED bytes, stored at an offset
             (offset,) = struct.unpack_from(("<" if data[:2] == b"II" else ">") + "I", data, at + 8)
             profile = data[offset : offset + count] if offset + count <= len(data) else None
-    return SourceInfo("tiff", tags[_TIFF_WIDTH], tags[_TIFF_HEIGHT], orientation, profile=profile)
+    samples = tags.get(_TIFF_SAMPLES, 1)
+    extra = samples - _TIFF_COLOURS.get(tags.get(_TIFF_PHOTOMETRIC, 2), samples)  # CMYK &c: none
+    alpha = _TIFF_EXTRA_SAMPLES in tags or extra > 0
+    width, height = tags[_TIFF_WIDTH], tags[_TIFF_HEIGHT]
+    return SourceInfo("tiff", width, height, orientation, profile=profile, alpha=alpha)
 
 
 def _tiff_tags(data: bytes) -> dict[int, int]:

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from .access import TRANSFORM
 from .cache import variant_key
 from .errors import BadToken, MissingToken, NotFound
-from .formats import negotiate
+from .formats import LEGACY, SOURCE, negotiate, resolve
 from .http import Validators, etag_for, image_response, is_not_modified, not_modified_response
 from .metrics import CACHE_HITS, CACHE_MISSES
 from .purge import original_tag, purge
@@ -54,6 +54,8 @@ def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
     params = origin.parse(environ.get("QUERY_STRING", ""))  # 1. parse once
     source = store.resolve(image_id)  # 2. locate; metadata only
     target = negotiate(params.fmt, environ.get("HTTP_ACCEPT", ""), origin.settings.auto_formats)
+    if target in (SOURCE, LEGACY):  # the original's header names the format: remembered, so a look-up
+        target = resolve(target, origin.kind(store, source), params.frame)
     environ[TRANSFORM] = f"{params.transform}&fmt={target}"  # for the access log
     key = variant_key(source, params, target)  # 3. key and validators, before any pixel
     validators = Validators(
@@ -63,7 +65,8 @@ def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
         vary_accept=params.fmt == "auto",
         tags=origin.tag_headers(source.id),
     )
-    if is_not_modified(environ, validators) and origin.is_image(store, source):  # 4. a stat, usually
+    if is_not_modified(environ, validators):  # 4. a stat, usually
+        origin.kind(store, source)  # only an image gets a 304; anything else its 415 (remembered)
         return not_modified_response(validators)
     variant = origin.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
         key,

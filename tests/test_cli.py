@@ -52,6 +52,17 @@ def test_warm_renders_what_requests_then_hit(settings: Settings) -> None:
     assert negotiated.headers["X-Cache"] == "HIT"
 
 
+def test_warm_auto_is_the_variant_that_no_fmt_and_the_named_format_hit(settings: Settings) -> None:
+    """fmt=auto warmed without a browser's Accept is JPEG for a JPEG: the same variant as no fmt
+    and fmt=jpeg, not a fourth copy of it."""
+    assert run(settings, "warm", "photo.jpg", "--sizes", "120", "--fmt", "auto,jpeg").returncode == 0
+    assert stats(settings)["entries"] == 1 and stats(settings)["renders"] == 1
+    client = create_app(settings).test_client()
+    for query in ("w=120", "w=120&fmt=jpeg"):
+        response = client.get(f"/image/photo.jpg?{query}")
+        assert response.mimetype == "image/jpeg" and response.headers["X-Cache"] == "HIT", query
+
+
 def test_an_idle_workers_counts_reach_the_stats(settings: Settings) -> None:
     """Counts are added to the shared totals at most once a second, and a second after the last
     request at the latest: a worker that then sits idle does not keep them."""

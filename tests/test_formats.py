@@ -1,6 +1,7 @@
 import pytest
 
-from proxy.formats import FORMATS, LEGACY, SOURCE, negotiate, pick
+from proxy.formats import FORMATS, LEGACY, SOURCE, negotiate, resolve
+from proxy.probe import Kind
 
 
 def accept(*pairs: tuple[str, float]) -> str:
@@ -35,14 +36,29 @@ def test_wildcards_and_refusals_never_select_modern_formats(header: str) -> None
     assert negotiate("auto", header) == LEGACY
 
 
-def test_pick_resolves_targets_after_decoding() -> None:
-    assert pick(LEGACY, "png", has_alpha=True).name == "png"
-    assert pick(LEGACY, "png", has_alpha=False).name == "jpeg"
-    assert pick(SOURCE, "jpeg", has_alpha=False).name == "jpeg"
-    assert pick(SOURCE, "webp", has_alpha=True).name == "webp"
-    assert pick(SOURCE, "bmp", has_alpha=False).name == "png"
-    assert pick(SOURCE, "tiff", has_alpha=True).name == "png"
-    assert pick("webp", "png", has_alpha=True).name == "webp"
+@pytest.mark.parametrize(
+    ("target", "kind", "frame", "expected"),
+    [
+        (LEGACY, Kind("png", animated=False, alpha=True), None, "png"),
+        (LEGACY, Kind("png", animated=False, alpha=False), None, "jpeg"),
+        (LEGACY, Kind("gif", animated=True, alpha=True), None, "png"),  # legacy clients get a still
+        (LEGACY, Kind("jpeg", animated=False, alpha=False), None, "jpeg"),
+        (SOURCE, Kind("jpeg", animated=False, alpha=False), None, "jpeg"),
+        (SOURCE, Kind("webp", animated=False, alpha=True), None, "webp"),
+        (SOURCE, Kind("bmp", animated=False, alpha=False), None, "png"),
+        (SOURCE, Kind("tiff", animated=False, alpha=True), None, "png"),
+        (SOURCE, Kind("avif", animated=False, alpha=False), None, "png"),
+        (SOURCE, Kind("gif", animated=True, alpha=False), None, "webp"),  # an animation stays one
+        (SOURCE, Kind("gif", animated=True, alpha=False), 2, "png"),  # one frame of it: a still
+        (SOURCE, Kind("png", animated=True, alpha=False), 0, "png"),
+        ("webp", Kind("png", animated=False, alpha=True), None, "webp"),
+        ("jpeg", Kind("png", animated=False, alpha=True), None, "jpeg"),
+    ],
+)
+def test_resolve_names_the_format_from_the_header(
+    target: str, kind: Kind, frame: int | None, expected: str
+) -> None:
+    assert resolve(target, kind, frame) == expected
 
 
 def test_mime_types() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flask.testing import FlaskClient
+from PIL import Image as PILImage
 
 from proxy import create_app
 from proxy.formats import FORMATS
@@ -261,6 +262,42 @@ def test_explicit_and_negotiated_webp_share_one_cached_variant(client: FlaskClie
     assert negotiated.headers["X-Cache"] == "HIT"
     assert negotiated.headers["ETag"] == explicit.headers["ETag"]
     assert negotiated.headers["Vary"] == "Accept" and "Vary" not in explicit.headers
+
+
+@pytest.mark.parametrize(
+    ("name", "queries", "mime"),
+    [
+        ("photo.jpg", ["w=300", "w=300&fmt=jpeg", "w=0300&fmt=auto"], "image/jpeg"),
+        ("alpha.png", ["w=120", "w=120&fmt=png", "w=120&fmt=auto"], "image/png"),
+        ("moving.gif", ["w=40", "w=40&fmt=webp"], "image/webp"),  # an animation stays one, as WebP
+        ("moving.gif", ["w=40&frame=1", "w=40&frame=1&fmt=png"], "image/png"),
+    ],
+)
+def test_one_variant_per_format_produced_however_it_was_asked_for(
+    app,
+    image_root: Path,
+    name: str,
+    queries: list[str],
+    mime: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """No fmt (the original's format), fmt=auto for a client that takes neither AVIF nor WebP,
+    and the format named: one render, one entry, one ETag, and the later ones hit."""
+    frames = [PILImage.new("RGB", (80, 60), colour) for colour in ("red", "blue", "green")]
+    frames[0].save(image_root / "moving.gif", save_all=True, append_images=frames[1:], duration=100)
+    client = app.test_client()
+    answers = [client.get(f"/image/{name}?{query}", headers={"Accept": "*/*"}) for query in queries]
+    assert {a.status_code for a in answers} == {200} and {a.mimetype for a in answers} == {mime}
+    assert len({a.headers["ETag"] for a in answers}) == 1
+    assert [a.headers["X-Cache"] for a in answers] == ["MISS"] + ["HIT"] * (len(queries) - 1)
+    numbers = app.extensions["proxy"].cache.stats()
+    assert numbers["entries"] == 1 and numbers["renders"] == 1
+
+
+def test_a_non_image_is_refused_before_any_render(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
+    """Its kind is remembered like an image's: the second request reads no header either."""
+    for _ in range(2):
+        assert_json_error(client.get("/image/text.jpg?w=10"), 415)
+    assert app.extensions["proxy"].cache.stats()["renders"] == 0
 
 
 def test_a_304_does_not_touch_the_cache(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
