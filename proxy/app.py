@@ -103,20 +103,24 @@ class Origin:
 def declared_kind(cache: VariantCache, store: SourceStore, source: Source) -> Kind:
     """The original's header kind, shared by the workers through the cache (a worker started
     later, or recycled, reads no header again, and a remote original's evicted copy is not
-    fetched again for a hit); read from the header the first time. Raises UnsupportedImage."""
+    fetched again for a hit); read from the header the first time. Raises UnsupportedImage.
+
+    Kept as text ("png 0 1", or "!" and the refusal), which a damaged index cannot turn into
+    anything but a string that does not parse, and then the header is read again."""
     key = kind_key(source)
     known = cache.get_value(key)
-    if isinstance(known, tuple) and len(known) == len(Kind._fields):
-        return Kind(*known)
-    if isinstance(known, str):
-        raise UnsupportedImage(known)
+    if isinstance(known, str) and known.startswith("!"):
+        raise UnsupportedImage(known[1:])
+    fields = known.split(" ") if isinstance(known, str) else []
+    if len(fields) == 3 and fields[1] in ("0", "1") and fields[2] in ("0", "1"):
+        return Kind(fields[0], fields[1] == "1", fields[2] == "1")
     try:
         with store.local(source) as path:
             kind = probe(path).kind
     except UnsupportedImage as error:
-        cache.set_value(key, error.message)
+        cache.set_value(key, "!" + error.message)
         raise
-    cache.set_value(key, tuple(kind))  # a plain tuple: nothing of ours to unpickle
+    cache.set_value(key, f"{kind.format} {kind.animated:d} {kind.alpha:d}")
     return kind
 
 

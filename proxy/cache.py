@@ -27,7 +27,10 @@ every worker of an instance. Choices, each measured (figures in the README):
   (evicted or cleared), at most ``touch_every`` seconds later.
 - Values are written to a file before their row is committed, so a worker
   killed mid-write leaves at most an orphan file, never a row that points at a
-  partial value.
+  partial value. Values under ``INLINE`` bytes live in the index itself, where an
+  index damaged under a running server (overwritten, half-restored) can hand back
+  bytes from mixed pages: those carry a CRC-32 of their key and bytes, checked on
+  every read from disk (14 us for 32 KB), and a damaged one is a miss, never served.
 - Entries are tagged with their original (purge.py's ``o-`` tag; the type of a variant is read
   from its first bytes, a 12-byte read) and diskcache indexes tags, so a purge removes every
   variant and the reduced copy of one original without a scan. A purge also touches the
@@ -46,6 +49,7 @@ import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,6 +93,18 @@ diskcache.core.EVICTION_POLICY[POLICY] = {
     "cull": "SELECT {fields} FROM Cache WHERE expire_time > {now} + 3600 ORDER BY expire_time LIMIT ?",
 }
 _FAILURES = (sqlite3.Error, OSError, diskcache.Timeout)
+INLINE = 1 << 15  # values under this many bytes are kept in the index (diskcache's disk_min_file_size)
+SEAL = 4  # bytes of the CRC-32 after an inline value
+
+
+def _seal(key: str, data: bytes) -> bytes:
+    return zlib.crc32(data, zlib.crc32(key.encode())).to_bytes(SEAL, "little")
+
+
+def _unsealed(key: str, value: bytes) -> bytes | None:
+    """An inline value's bytes, or None if they are not what was stored under ``key``."""
+    data = value[:-SEAL]
+    return data if len(value) >= SEAL and value[-SEAL:] == _seal(key, data) else None
 
 
 @dataclass
@@ -192,6 +208,8 @@ class VariantCache:
             return hot
         found = self._guard(lambda cache: cache.get(key, read=True, expire_time=True), None)
         body, expires = found if found is not None else (None, None)
+        if isinstance(body, bytes):
+            body = _unsealed(key, body)
         self._count(MISSES if body is None else HITS)
         if body is None:
             return None
@@ -305,7 +323,7 @@ class VariantCache:
         def read(cache: diskcache.Cache) -> bytes | None:
             value = cache.get(key, read=True)
             if value is None or isinstance(value, bytes):
-                return value
+                return None if value is None else _unsealed(key, value)
             with value:
                 return bytes(value.read())
 
@@ -327,7 +345,16 @@ class VariantCache:
 
     def get_value(self, key: str) -> object:
         """The record, or None; a busy index is waited for, since absence would mean a refetch."""
-        return self._guard(lambda cache: cache.get(key, retry=True), None)
+
+        def read(cache: diskcache.Cache) -> object:
+            try:
+                return cache.get(key, retry=True)
+            except _FAILURES:
+                raise
+            except Exception:  # a damaged index hands back any bytes, and unpickling them raises anything
+                return None
+
+        return self._guard(read, None)
 
     def set_value(self, key: str, value: object, expire: float = HORIZON) -> None:
         """Store a record, waiting out a busy index: a record lost would mean a second fetch."""
@@ -348,7 +375,14 @@ class VariantCache:
         def store(cache: diskcache.Cache) -> bool:
             # A variant not stored for contention is rendered again later; a copy of a remote
             # original would be fetched again, so the copies' cache waits the contention out.
-            cache.set(key, data, tag=tag, expire=HORIZON, retry=self._files_only)
+            inline = not self._files_only and len(data) + SEAL < INLINE
+            cache.set(
+                key,
+                data + _seal(key, data) if inline else data,
+                tag=tag,
+                expire=HORIZON,
+                retry=self._files_only,
+            )
             if cache.volume() > self.size_limit:
                 EVICTIONS.inc(cache.cull())
             return True

@@ -6,6 +6,7 @@ import logging
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -151,6 +152,23 @@ def test_a_variant_stored_between_the_miss_and_the_lock_is_not_rendered_again(tm
     calls = []
     variant = cache.fetch("k", lambda: calls.append(1) or rendered(100), keep=lambda: True)
     assert calls == [] and variant.hit and variant.body == rendered(100, seed=7).data
+
+
+def test_damaged_inline_bytes_are_a_miss_never_served(tmp_path: Path) -> None:
+    """Small variants live in the index itself; bytes an overwritten index hands back mixed from
+    other pages must not reach a client. Here the stored blob is altered behind the cache's back."""
+    cache = VariantCache(tmp_path / "c", 16 * MiB)
+    good = rendered(5000, seed=3)
+    cache.put("k", good)
+    assert VariantCache(tmp_path / "c", 16 * MiB).get("k").body == good.data  # a fresh worker: from disk
+    with sqlite3.connect(tmp_path / "c" / "cache.db") as index:
+        (value,) = index.execute("SELECT value FROM Cache WHERE key = 'k'").fetchone()
+        damaged = value[:2000] + bytes(reversed(value[2000:2100])) + value[2100:]
+        index.execute("UPDATE Cache SET value = ? WHERE key = 'k'", (damaged,))
+    assert VariantCache(tmp_path / "c", 16 * MiB).get("k") is None
+    assert (
+        VariantCache(tmp_path / "c", 16 * MiB).fetch("k", lambda: good, keep=lambda: True).body == good.data
+    )
 
 
 def test_a_dead_holders_lock_expires(tmp_path: Path) -> None:
