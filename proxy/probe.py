@@ -55,6 +55,7 @@ class SourceInfo:
     frames: int = 1  # GIF, WebP and APNG animations: how many frames the file declares
     plays: int | None = None  # AVIF sequences: times played, 0 for ever (OpenCV reads the others')
     alpha: bool = False  # declares transparency (a channel, a colour, a plane); True where unsure
+    interlaced: bool = False  # PNG: Adam7
 
     @property
     def kind(self) -> Kind:
@@ -175,6 +176,7 @@ def _png(file: BinaryIO) -> SourceInfo:
     file.seek(8)
     width = height = channels = None
     depth = 8
+    interlaced = False
     orientation = 1
     profile = None
     transparent = None
@@ -183,10 +185,11 @@ def _png(file: BinaryIO) -> SourceInfo:
         if len(header) < 8:
             break
         length, kind = struct.unpack(">I4s", header)
-        if kind == b"IHDR" and length >= 10:
-            width, height, depth, colour = struct.unpack(">IIBB", file.read(10))
+        if kind == b"IHDR" and length >= 13:
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", file.read(13))
             channels = _PNG_CHANNELS.get(colour)
-            file.seek(length - 10 + 4, 1)
+            interlaced = interlace == 1
+            file.seek(length - 13 + 4, 1)
         elif kind == b"tRNS" and channels in (1, 3):  # transparency for gray, colour, palette
             if channels == 1 and length >= 2:  # the one grey sample value that is transparent
                 (transparent,) = struct.unpack(">H", file.read(2))
@@ -220,6 +223,7 @@ def _png(file: BinaryIO) -> SourceInfo:
         transparent=transparent,
         frames=frames,
         alpha=channels in (2, 4),  # an alpha channel, or a tRNS chunk counted as one
+        interlaced=interlaced,
     )
 
 

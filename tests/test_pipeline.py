@@ -7,10 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
+from proxy import pipeline
 from proxy.errors import InvalidParameter, UnsupportedImage
 from proxy.formats import FORMATS, LEGACY, SOURCE
 from proxy.params import ImageParams
 from proxy.pipeline import Geometry, jpeg_shrink_factor, plan_geometry, render
+from proxy.probe import probe
 
 from .images import (
     decode,
@@ -427,3 +429,30 @@ def test_a_rect_from_a_shrunk_jpeg_matches_the_full_decode(tmp_path: Path) -> No
     expected = cv2.resize(upright[400:1000, 800:1600], (100, 75), interpolation=cv2.INTER_AREA)
     assert out.shape == expected.shape
     assert cv2.PSNR(out, expected) > 30
+
+
+PNGSUITE = Path(__file__).parent / "data" / "pngsuite"
+
+
+@pytest.mark.parametrize(
+    ("name", "interlaced"),
+    [("rgb", False), ("rgba", False), ("basi2c08.png", True), ("basi6a08.png", True)],
+)
+def test_colour_pngs_decode_to_the_pixels_opencv_gives(tmp_path: Path, name: str, interlaced: bool) -> None:
+    """8-bit RGB and RGBA PNGs go through imagecodecs' libpng (zlib-ng); interlaced ones stay
+    with OpenCV. Either way the pixels, channel order and alpha are OpenCV's own."""
+    path = tmp_path / "a.png"
+    if interlaced:
+        path.write_bytes((PNGSUITE / name).read_bytes())
+    else:
+        alpha = np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1))
+        path.write_bytes(
+            encode(np.dstack((photo(300, 200), alpha)) if name == "rgba" else photo(300, 200), ".png")
+        )
+    info = probe(str(path))
+    assert info.interlaced is interlaced and pipeline._inflates_faster(info) is not interlaced
+    assert np.array_equal(pipeline.decode(str(path), info), cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # truncated: refused, as OpenCV refuses it
+    with pytest.raises(UnsupportedImage):
+        pipeline.decode(str(path), info)

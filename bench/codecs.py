@@ -1,0 +1,75 @@
+"""Decoders side by side: where OpenCV's own codec builds are slow, and what replaced them.
+
+    .venv/bin/python bench/codecs.py [--repeat 7]
+
+For each PNG kind of the transform corpus (and its WebP), the median time to decode the whole
+file to pixels with OpenCV (``imread``, as the pipeline did), with imagecodecs (libpng built
+with zlib-ng; the pipeline's choice for 8-bit colour PNGs), and with libvips (a full decode
+into memory), interleaved in one run. For WebP, libvips' scaled decode to 400 px is shown too:
+libwebp can scale while decoding, which neither OpenCV nor imagecodecs exposes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import imagecodecs
+import numpy as np
+import pyvips
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from transform import corpus  # noqa: E402
+
+
+def median_ms(calls: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Each call ``repeat`` times, interleaved, after one warm-up each."""
+    for call in calls.values():
+        call()
+    times: dict[str, list[float]] = {label: [] for label in calls}
+    for _ in range(repeat):
+        for label, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[label].append(time.perf_counter() - start)
+    return {label: round(statistics.median(values) * 1000, 1) for label, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    pyvips.cache_set_max(0)
+    with tempfile.TemporaryDirectory() as scratch:
+        sources = corpus(Path(scratch), quick=False)
+        for name, path in sources.items():
+            if not name.startswith(("png", "webp")):
+                continue
+            data = path.read_bytes()
+            calls: dict[str, Callable[[], object]] = {
+                "opencv": lambda: cv2.imread(str(path), cv2.IMREAD_UNCHANGED),  # noqa: B023
+                "vips": lambda: pyvips.Image.new_from_file(str(path), access="sequential").write_to_memory(),  # noqa: B023
+            }
+            if name.startswith("png"):
+                calls["imagecodecs"] = lambda: imagecodecs.png_decode(data)  # noqa: B023
+                calls["opencv to 8 bits"] = lambda: cv2.imread(str(path), cv2.IMREAD_COLOR)  # noqa: B023
+            else:
+                calls["imagecodecs"] = lambda: imagecodecs.webp_decode(data)  # noqa: B023
+                calls["vips scaled to 400"] = lambda: pyvips.Image.thumbnail(str(path), 400).write_to_memory()  # noqa: B023
+            figures = median_ms(calls, args.repeat)
+            same = ""
+            if name.startswith("png rgba"):
+                ours = cv2.cvtColor(imagecodecs.png_decode(data), cv2.COLOR_RGBA2BGRA)
+                same = f", same pixels: {np.array_equal(ours, cv2.imread(str(path), cv2.IMREAD_UNCHANGED))}"
+            print(f"{name:24} " + ", ".join(f"{label} {ms} ms" for label, ms in figures.items()) + same)
+
+
+if __name__ == "__main__":
+    main()
