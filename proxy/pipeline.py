@@ -27,7 +27,7 @@ from PIL import Image as PILImage
 
 from .color import cmyk_to_bgr, converts, to_srgb
 from .errors import InvalidParameter, SourceTooLarge, UnsupportedImage
-from .formats import FORMATS, Format, resolve
+from .formats import FORMATS, JXL_EFFORT, Format, resolve
 from .gravity import window
 from .limits import Limits
 from .params import ImageParams
@@ -421,6 +421,8 @@ def has_alpha(image: Image) -> bool:
 
 
 def encode(image: Image, output: Format, quality: int) -> bytes:
+    if output.name == "jxl":
+        return _encode_jxl(image, quality)
     try:
         ok, buffer = cv2.imencode(output.extension, image, output.encoder_flags(quality))
     except cv2.error:
@@ -429,6 +431,17 @@ def encode(image: Image, output: Format, quality: int) -> bytes:
         height, width = image.shape[:2]
         raise InvalidParameter("fmt", f"cannot encode a {width}x{height} image as {output.name}")
     return buffer.tobytes()
+
+
+def _encode_jxl(image: Image, quality: int) -> bytes:
+    """JPEG XL through imagecodecs' libjxl, in RGB(A) order; grey stays grey."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    try:
+        return bytes(imagecodecs.jpegxl_encode(image, level=quality, effort=JXL_EFFORT))
+    except (imagecodecs.JpegxlError, ValueError):
+        height, width = image.shape[:2]
+        raise InvalidParameter("fmt", f"cannot encode a {width}x{height} image as jxl") from None
 
 
 # --- steps: each (image, plan) -> image, applied in order -------------------------------

@@ -251,11 +251,16 @@ def parse_origins(name: str, raw: str) -> tuple[str, ...]:
     return origins
 
 
+NEGOTIABLE = ("avif", "webp", "jxl")  # what PROXY_AUTO_FORMATS may list (one a build cannot write is skipped)
+
+
 def parse_auto_formats(name: str, raw: str) -> tuple[str, ...]:
-    """``avif,webp`` or ``webp,avif`` (or one of them): what fmt=auto tries, in order."""
+    """``avif,webp``, ``webp,avif``, ``jxl,avif,webp``...: what fmt=auto tries, in order."""
     formats = tuple(filter(None, (part.strip().lower() for part in raw.split(","))))
-    if not formats or any(f not in ("avif", "webp") for f in formats) or len(set(formats)) != len(formats):
-        raise SettingsError(f"{name}: expected avif and/or webp in order of preference, got {raw!r}")
+    if not formats or any(f not in NEGOTIABLE for f in formats) or len(set(formats)) != len(formats):
+        raise SettingsError(
+            f"{name}: expected some of {', '.join(NEGOTIABLE)} in order of preference, got {raw!r}"
+        )
     return formats
 
 

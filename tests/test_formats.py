@@ -1,6 +1,8 @@
+import imagecodecs
+import numpy as np
 import pytest
 
-from proxy.formats import FORMATS, LEGACY, SOURCE, negotiate, resolve
+from proxy.formats import FORMATS, LEGACY, SOURCE, mime_of, negotiate, resolve
 from proxy.probe import Kind
 
 
@@ -67,3 +69,11 @@ def test_mime_types() -> None:
         "jpeg": "image/jpeg",
         "webp": "image/webp",
     }.items()
+
+
+def test_jpeg_xl_is_known_by_its_first_bytes() -> None:
+    """What the cache reads a stored variant's type from: a bare codestream and the container."""
+    pixels = np.full((16, 24, 3), 120, np.uint8)
+    assert mime_of(imagecodecs.jpegxl_encode(pixels, level=80)[:12]) == "image/jxl"
+    assert mime_of(imagecodecs.jpegxl_encode(pixels, level=80, usecontainer=True)[:12]) == "image/jxl"
+    assert mime_of(b"\xff\xd8\xff\xe0" + bytes(8)) == "image/jpeg"

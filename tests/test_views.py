@@ -3,6 +3,8 @@
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
+import imagecodecs
 import numpy as np
 import pytest
 from flask.testing import FlaskClient
@@ -398,6 +400,40 @@ def test_auto_formats_follow_the_operators_order(settings: Settings) -> None:
         webp_first.get("/image/photo.jpg?w=50&fmt=auto", headers=avif_only).headers["Content-Type"]
         == "image/avif"
     )
+
+
+SAFARI = {"Accept": "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,*/*;q=0.5"}
+
+
+@pytest.mark.parametrize(("name", "channels"), [("photo.jpg", 3), ("alpha.png", 4)])
+def test_jpeg_xl_on_request(client: FlaskClient, name: str, channels: int) -> None:
+    """libjxl through imagecodecs: the asked size, the pixels (alpha too), its own type on a hit."""
+    first = client.get(f"/image/{name}?w=150&fmt=jxl")
+    second = client.get(f"/image/{name}?w=150&fmt=jxl")
+    assert [first.status_code, second.status_code] == [200, 200]
+    assert first.mimetype == second.mimetype == "image/jxl" and second.headers["X-Cache"] == "HIT"
+    assert first.data == second.data and first.headers["ETag"] == second.headers["ETag"]
+    pixels = imagecodecs.jpegxl_decode(first.data)
+    assert pixels.shape == (100, 150, channels)
+    reference = decode(client.get(f"/image/{name}?w=150&fmt=png").data)  # BGR(A)
+    reference = cv2.cvtColor(reference, cv2.COLOR_BGRA2RGBA if channels == 4 else cv2.COLOR_BGR2RGB)
+    assert cv2.PSNR(pixels[:, 80:], reference[:, 80:]) > 30  # (colour under alpha 0 is the encoder's)
+    if channels == 4:  # the left half of alpha.png is transparent, the right half opaque
+        assert pixels[50, 10, 3] < 8 and pixels[50, 140, 3] > 247
+
+
+def test_jpeg_xl_is_negotiated_only_when_the_operator_lists_it(settings: Settings) -> None:
+    default = create_app(settings).test_client().get("/image/photo.jpg?w=50&fmt=auto", headers=SAFARI)
+    assert default.mimetype == "image/avif"  # Safari names JPEG XL too, but it is not in the order
+    jxl_first = create_app(replace(settings, auto_formats=("jxl", "avif", "webp"))).test_client()
+    answer = jxl_first.get("/image/photo.jpg?w=50&fmt=auto", headers=SAFARI)
+    assert answer.mimetype == "image/jxl" and answer.headers["Vary"] == "Accept"
+    chrome = {"Accept": "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"}
+    assert jxl_first.get("/image/photo.jpg?w=50&fmt=auto", headers=chrome).mimetype == "image/avif"
+    parsed = Settings.from_env(
+        {"PROXY_IMAGE_ROOT": str(settings.image_root), "PROXY_AUTO_FORMATS": "jxl,webp"}
+    )
+    assert parsed.auto_formats == ("jxl", "webp")
 
 
 # --- what an operator found: claims the code now keeps ---------------------------------------
