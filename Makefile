@@ -43,6 +43,7 @@ $(VENV)/.bench: bench/requirements.txt requirements.txt | $(BIN)/activate
 # The HTTP part needs wrk (and uses nginx if present): apt-get install wrk nginx-light
 bench: $(VENV)/.runtime $(VENV)/.bench .venv-thumbor/bin/thumbor
 	$(BIN)/python bench/transform.py
+	$(BIN)/python bench/codecs.py
 	@command -v wrk >/dev/null || { echo "bench/http_load.py needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/http_load.py --thumbor .venv-thumbor/bin/thumbor
 	$(BIN)/python bench/backpressure.py

@@ -4,7 +4,9 @@ fmt=auto's order (PROXY_AUTO_FORMATS).
     .venv/bin/python bench/formats.py [--repeat 5]
 
 The image is the photographic corpus of bench/transform.py, resized once per width; each format
-is encoded by the pipeline's own encode() with the default quality, alternating, medians.
+is encoded by the pipeline's own encode() with the default quality, alternating, medians. Then
+JPEG XL at libjxl efforts 3, 5 (ours, formats.JXL_EFFORT) and 7 (libjxl's default), with the
+PSNR of each: the figures behind the effort chosen.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import time
 from pathlib import Path
 
 import cv2
+import imagecodecs
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -33,18 +37,44 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     photo = photographic(6000, 4000)
-    print("width  format  encode ms  bytes")
+    print("width  format  encode ms    bytes  PSNR")
     for width in (400, 1600):
         image = cv2.resize(photo, (width, round(width * 2 / 3)), interpolation=cv2.INTER_AREA)
         times: dict[str, list[float]] = {name: [] for name in FORMATS}
-        sizes: dict[str, int] = {}
+        encoded: dict[str, bytes] = {}
         for _ in range(args.repeat):
             for name, fmt in FORMATS.items():
                 started = time.perf_counter()
-                sizes[name] = len(encode(image, fmt, DEFAULT_QUALITY))
+                encoded[name] = encode(image, fmt, DEFAULT_QUALITY)
                 times[name].append(time.perf_counter() - started)
-        for name in FORMATS:
-            print(f"{width:>5}  {name:<6}  {statistics.median(times[name]) * 1000:9.1f}  {sizes[name]:>7}")
+        for name, data in encoded.items():
+            print(
+                f"{width:>5}  {name:<6}  {statistics.median(times[name]) * 1000:9.1f}  {len(data):>7}"
+                f"  {psnr(image, data, name):.2f} dB"
+            )
+        if "jxl" in FORMATS:
+            jxl_efforts(image, args.repeat)
+
+
+def psnr(image: np.ndarray, data: bytes, name: str) -> float:
+    if name == "jxl":  # RGB, from libjxl; OpenCV's wheels read no JPEG XL
+        return float(cv2.PSNR(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), imagecodecs.jpegxl_decode(data)))
+    return float(cv2.PSNR(image, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)))
+
+
+def jxl_efforts(image: np.ndarray, repeat: int) -> None:
+    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    for effort in (3, 5, 7):
+        times, data = [], b""
+        for _ in range(repeat):
+            started = time.perf_counter()
+            data = imagecodecs.jpegxl_encode(rgb, level=DEFAULT_QUALITY, effort=effort)
+            times.append(time.perf_counter() - started)
+        quality = cv2.PSNR(rgb, imagecodecs.jpegxl_decode(data))
+        print(
+            f"{image.shape[1]:>5}  jxl e{effort}  {statistics.median(times) * 1000:9.1f}  {len(data):>7}"
+            f"  {quality:.2f} dB"
+        )
 
 
 if __name__ == "__main__":

@@ -60,9 +60,10 @@ class Format:
         ]
 
 
-# libjxl's effort, 1..9. On the bench photo at 400 px (q82): effort 3 took 6.8 ms for 25.7 KB,
-# 5 took 37.5 ms for 18.5 KB (PSNR 0.06 dB lower), 7 (libjxl's default) 57 ms for the same bytes;
-# at 1600 px 123, 415 and 1155 ms. 5 is where the bytes are, at half AVIF's time.
+# libjxl's effort, 1..9 (bench/formats.py, q82, 400 px): effort 3 took 6 ms for 33.6 KB, 5 took
+# 26 ms for 22.1 KB (1.3 dB less PSNR on that noisy corpus, 0.06 dB on a smoother photo), 7 (libjxl's
+# default) 58 ms for the same bytes as 5; at 1600 px 135, 642 and 954 ms. 5 is where the bytes are,
+# at most about AVIF's time.
 JXL_EFFORT = 5
 
 

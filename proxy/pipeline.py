@@ -365,8 +365,8 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
 
 def _inflates_faster(info: SourceInfo) -> bool:
     """8-bit colour PNGs (RGB, RGBA, palette; not interlaced): imagecodecs' libpng inflates with
-    zlib-ng, OpenCV's with the system zlib. The 6 MP RGBA decode took 112 ms against 155 ms, the
-    same pixels (bench/codecs.py). Grey, grey + alpha and 16-bit gain nothing or decode
+    zlib-ng, OpenCV's with the system zlib. The 6 MP RGBA decode took 0.72-0.85 of the time in
+    three runs, the same pixels (bench/codecs.py). Grey, grey + alpha and 16-bit gain nothing or decode
     otherwise, and interlaced files make that libpng warn on stderr: those stay with OpenCV."""
     return info.format == "png" and info.depth == 8 and info.channels in (3, 4) and not info.interlaced
 
