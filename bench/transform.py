@@ -37,6 +37,7 @@ import pyvips  # noqa: E402
 
 from proxy.cache import VariantCache  # noqa: E402
 from proxy.intermediate import render_reduced  # noqa: E402
+from proxy.limits import Limits  # noqa: E402
 from proxy.params import ImageParams  # noqa: E402
 from proxy.pipeline import render  # noqa: E402
 
@@ -160,14 +161,16 @@ def seen_original(sources: dict[str, Path], scratch: Path, repeat: int) -> list[
     rows = []
     for width in (400, 800, 1600):
         expected = reference(path, width)
-        for fmt in ("jpeg", "webp", "png"):
+        for fmt, effort in (("jpeg", 4), ("webp", 4), ("webp", 2), ("png", 4)):  # 2: PROXY_WEBP_EFFORT=2
             params = ImageParams(width=width, quality=QUALITY[fmt] or 82)
-            derive = functools.partial(render_reduced, cache, "copy", str(path), params, fmt)
+            limits = Limits(webp_effort=effort)
+            derive = functools.partial(render_reduced, cache, "copy", str(path), params, fmt, limits)
             ours_s, ours_data = timed(lambda: derive().data, repeat)  # noqa: B023 - called at once
             vips_s, vips_data = timed(functools.partial(vips, path, width, fmt), repeat)
             row = {
                 "width": width,
-                "format": fmt,
+                "format": fmt if effort == 4 else f"{fmt} effort {effort}",
+                "ours_bytes": len(ours_data),
                 "ours_ms": round(ours_s * 1000, 2),
                 "vips_ms": round(vips_s * 1000, 2),
                 "ours_vs_vips": round(ours_s / vips_s, 2),
@@ -176,8 +179,9 @@ def seen_original(sources: dict[str, Path], scratch: Path, repeat: int) -> list[
             }
             rows.append(row)
             print(
-                f"  w={width:<5} {fmt:>4}: ours {row['ours_ms']:7.1f} ms, vips {row['vips_ms']:7.1f} ms,"
-                f" ours/vips {row['ours_vs_vips']:.2f},"
+                f"  w={width:<5} {row['format']:>13}: ours {row['ours_ms']:7.1f} ms,"
+                f" vips {row['vips_ms']:7.1f} ms, ours/vips {row['ours_vs_vips']:.2f},"
+                f" {row['ours_bytes']} bytes,"
                 f" PSNR {row['ours_psnr']:.2f} / {row['vips_psnr']:.2f} dB",
                 flush=True,
             )
@@ -189,6 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a smaller corpus, for a smoke run")
+    parser.add_argument("--seen-only", action="store_true", help="only the new sizes of a seen original")
     parser.add_argument("--json", type=Path, default=Path("bench/out/transform.json"))
     args = parser.parse_args()
     pyvips.cache_set_max(0)  # no operation cache: each call decodes, as a cache miss does
@@ -202,7 +207,7 @@ def main() -> None:
         )
         print(header)
         print("-" * len(header))
-        for name, path in sources.items():
+        for name, path in sources.items() if not args.seen_only else ():
             source_width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[1]
             for width in (400, source_width // 3):
                 expected = reference(path, width)

@@ -139,7 +139,7 @@ def _warm_one(
     if target in (SOURCE, LEGACY):  # named as the service names it, so that it is the same variant
         target = resolve(target, declared_kind(cache, store, source), params.frame)
     variant = cache.fetch(
-        variant_key(source, params, target),
+        variant_key(source, params, target, settings.webp_effort),
         produce=lambda: _render(store, source, params, target, settings),
         keep=lambda: True,
         tag=original_tag(source.id),

@@ -59,7 +59,7 @@ from typing import BinaryIO, TypeVar
 
 import diskcache
 
-from .formats import mime_of
+from .formats import WEBP_EFFORT, mime_of
 from .gate import alive
 from .metrics import EVICTIONS
 from .params import ImageParams
@@ -117,13 +117,15 @@ class Variant:
     hit: bool
 
 
-def variant_key(source: Source, params: ImageParams, target: str) -> str:
+def variant_key(source: Source, params: ImageParams, target: str, webp_effort: int = WEBP_EFFORT) -> str:
     """Everything that changes the bytes: pipeline, original and its version, transform, format.
 
     The requested ``fmt`` is left out and the format produced put in (formats.resolve), so
     ``fmt=webp`` and ``fmt=auto`` answered with WebP are one variant, as are no ``fmt`` and
     ``fmt=jpeg`` for a JPEG original.
     """
+    if target == "webp" and webp_effort != WEBP_EFFORT:  # other bytes: another variant, another ETag
+        target += f"@m{webp_effort}"
     return "|".join((PIPELINE_VERSION, source.id, source.version, params.transform, target))
 
 

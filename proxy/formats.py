@@ -65,6 +65,7 @@ class Format:
 # default) 58 ms for the same bytes as 5; at 1600 px 135, 642 and 954 ms. 5 is where the bytes are,
 # at most about AVIF's time.
 JXL_EFFORT = 5
+WEBP_EFFORT = 4  # libwebp's default method, the one OpenCV's encoder uses (PROXY_WEBP_EFFORT changes it)
 
 
 def _writable(extension: str) -> bool:

@@ -1,5 +1,7 @@
 """Resource limits: what an original and a result may cost, and how long a transform may take.
 
+Also how hard the WebP encoder works (``webp_effort``): the one encoder cost an operator sets.
+
 Checked before the expensive work they guard: bytes and declared pixels before
 decoding, output pixels before decoding, and the deadline between pipeline
 stages (OpenCV calls cannot be interrupted, so a stage that started finishes,
@@ -22,6 +24,7 @@ class Limits:
     max_output_pixels: int = Settings.max_output_pixels
     deadline: float | None = None  # time.monotonic() after which no stage starts
     max_animation_frames: int = Settings.max_animation_frames
+    webp_effort: int = Settings.webp_effort
 
     @classmethod
     def from_settings(cls, settings: Settings, deadline: float | None = None) -> Limits:
@@ -31,6 +34,7 @@ class Limits:
             settings.max_output_pixels,
             deadline,
             settings.max_animation_frames,
+            settings.webp_effort,
         )
 
     def check_deadline(self) -> None:

@@ -27,7 +27,7 @@ from PIL import Image as PILImage
 
 from .color import cmyk_to_bgr, converts, to_srgb
 from .errors import InvalidParameter, SourceTooLarge, UnsupportedImage
-from .formats import FORMATS, JXL_EFFORT, Format, resolve
+from .formats import FORMATS, JXL_EFFORT, WEBP_EFFORT, Format, resolve
 from .gravity import window
 from .limits import Limits
 from .params import ImageParams
@@ -136,7 +136,7 @@ def finish(
     for step in STEPS:
         image = step(image, plan)
         limits.check_deadline()
-    return Rendered(encode(image, plan.output, params.quality), plan.output)
+    return Rendered(encode(image, plan.output, params.quality, limits.webp_effort), plan.output)
 
 
 def animates(info: SourceInfo, params: ImageParams, output: Format) -> bool:
@@ -420,9 +420,11 @@ def has_alpha(image: Image) -> bool:
     return bool(image[..., 3].min() < opaque)
 
 
-def encode(image: Image, output: Format, quality: int) -> bytes:
+def encode(image: Image, output: Format, quality: int, webp_effort: int = WEBP_EFFORT) -> bytes:
     if output.name == "jxl":
         return _encode_jxl(image, quality)
+    if output.name == "webp" and webp_effort != WEBP_EFFORT:
+        return _encode_webp(image, quality, webp_effort)
     try:
         ok, buffer = cv2.imencode(output.extension, image, output.encoder_flags(quality))
     except cv2.error:
@@ -431,6 +433,19 @@ def encode(image: Image, output: Format, quality: int) -> bytes:
         height, width = image.shape[:2]
         raise InvalidParameter("fmt", f"cannot encode a {width}x{height} image as {output.name}")
     return buffer.tobytes()
+
+
+def _encode_webp(image: Image, quality: int, effort: int) -> bytes:
+    """WebP at another libwebp method than OpenCV's fixed 4 (PROXY_WEBP_EFFORT), through imagecodecs."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)  # libwebp takes colour only
+    try:
+        return bytes(imagecodecs.webp_encode(image, level=quality, lossless=False, method=effort))
+    except (imagecodecs.WebpError, ValueError):
+        height, width = image.shape[:2]
+        raise InvalidParameter("fmt", f"cannot encode a {width}x{height} image as webp") from None
 
 
 def _encode_jxl(image: Image, quality: int) -> bytes:

@@ -74,6 +74,7 @@ class Settings:
     tag_headers: tuple[str, ...] = ("Surrogate-Key", "Cache-Tag")  # where cache tags go (purge.py)
     cors_origins: tuple[str, ...] = ("*",)  # Access-Control-Allow-Origin: any, these, or none (empty)
     auto_formats: tuple[str, ...] = ("avif", "webp")  # fmt=auto's preference, first accepted wins
+    webp_effort: int = 4  # libwebp's method, 0..6: lower encodes faster, into more bytes (stills)
     max_dimension: int = 8192  # pixels; largest w or h accepted, after dpr
     max_source_pixels: int = 50_000_000  # pixels an original may declare (width x height)
     max_source_bytes: int = 50_000_000  # bytes an original file may have
@@ -122,6 +123,8 @@ class Settings:
                     f"{PREFIX}{name.upper()}: must be at least {MIN_TOKEN} bytes, not blank "
                     f"(got {len(value.strip().encode())}); make one with: openssl rand -hex 24"
                 )
+        if not 0 <= self.webp_effort <= 6:
+            raise SettingsError(f"{PREFIX}WEBP_EFFORT: must be within 0..6, got {self.webp_effort}")
         if not 1 <= self.max_dimension <= 65500:
             raise SettingsError(f"{PREFIX}MAX_DIMENSION: must be within 1..65500, got {self.max_dimension}")
         for name in (
@@ -356,6 +359,7 @@ _PARSERS = {
     "tag_headers": parse_header_names,
     "cors_origins": parse_origins,
     "auto_formats": parse_auto_formats,
+    "webp_effort": _parse_int,
     "max_dimension": _parse_int,
     "max_source_pixels": _parse_int,
     "max_source_bytes": parse_size,

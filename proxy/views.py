@@ -57,7 +57,7 @@ def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
     if target in (SOURCE, LEGACY):  # the original's header names the format: remembered, so a look-up
         target = resolve(target, origin.kind(store, source), params.frame)
     environ[TRANSFORM] = f"{params.transform}&fmt={target}"  # for the access log
-    key = variant_key(source, params, target)  # 3. key and validators, before any pixel
+    key = variant_key(source, params, target, origin.settings.webp_effort)  # 3. key, before any pixel
     validators = Validators(
         etag=etag_for(key),
         last_modified=source.last_modified,

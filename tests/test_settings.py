@@ -128,6 +128,8 @@ def test_preset_values_may_hold_commas() -> None:
         ("PROXY_CORS_ORIGINS", "example.com"),
         ("PROXY_CORS_ORIGINS", "*,https://a.example"),
         ("PROXY_AUTO_FORMATS", "jpeg"),
+        ("PROXY_WEBP_EFFORT", "7"),
+        ("PROXY_WEBP_EFFORT", "fast"),
         ("PROXY_TRANSFORM_WAIT", "soon"),
         ("PROXY_TRANSFORM_DEADLINE", "0"),
         ("PROXY_MAX_TRANSFORMS", "0"),

@@ -436,6 +436,26 @@ def test_jpeg_xl_is_negotiated_only_when_the_operator_lists_it(settings: Setting
     assert parsed.auto_formats == ("jxl", "webp")
 
 
+@pytest.mark.parametrize("name", ["photo.jpg", "alpha.png"])
+def test_webp_effort_trades_bytes_for_time_under_its_own_etag(settings: Settings, name: str) -> None:
+    """PROXY_WEBP_EFFORT=0 (libwebp's fastest method; OpenCV's is fixed at 4): other bytes, so
+    another ETag and cache entry; the same size, the same picture within lossy coding, alpha kept."""
+    query = f"/image/{name}?w=200&fmt=webp&q=80"
+    default = create_app(settings).test_client().get(query)
+    fast = (
+        create_app(replace(settings, cache_dir=settings.cache_dir / "fast", webp_effort=0))
+        .test_client()
+        .get(query)
+    )
+    assert default.mimetype == fast.mimetype == "image/webp"
+    assert fast.headers["ETag"] != default.headers["ETag"] and fast.data != default.data
+    ours, theirs = decode(fast.data), decode(default.data)
+    assert ours.shape == theirs.shape and ours.shape[1] == 200
+    assert cv2.PSNR(ours[..., :3], theirs[..., :3]) > 30
+    if name == "alpha.png":
+        assert ours[60, 10, 3] == 0 and ours[60, 190, 3] == 255
+
+
 # --- what an operator found: claims the code now keeps ---------------------------------------
 
 
