@@ -12,7 +12,8 @@ For every source x size x output of a corpus generated here (deterministically),
 
 and reports the median of ``--repeat`` runs, each ratio against vips measured in the same
 run, output bytes, and PSNR against a reference: the full-size decode reduced with an
-exact area average in float. Everything runs on this machine, one case after another.
+exact area average in float. Everything runs on this machine, one case after another, the
+implementations of a case taking turns (``interleaved``).
 """
 
 from __future__ import annotations
@@ -138,6 +139,30 @@ def psnr(data: bytes, expected: np.ndarray) -> float:
     return float(cv2.PSNR(image, expected))
 
 
+def interleaved(calls: dict[str, Callable[[], bytes]], repeat: int) -> dict[str, tuple[float, bytes]]:
+    """Median seconds and output of each call, run in turn ``repeat`` times after a warm-up each:
+    the machine's drift (other load, clock changes) then weighs on all of them alike, which
+    timing one after the other does not (a cell's ratio moved by 0.1 between such runs)."""
+    live = {}
+    for label, call in calls.items():
+        try:
+            call()
+            live[label] = call
+        except pyvips.Error:  # libvips without ImageMagick reads no BMP
+            pass
+    times: dict[str, list[float]] = {label: [] for label in live}
+    data: dict[str, bytes] = {}
+    for _ in range(repeat):
+        for label, call in live.items():
+            start = time.perf_counter()
+            data[label] = call()
+            times[label].append(time.perf_counter() - start)
+    return {
+        label: (statistics.median(times[label]), data[label]) if label in live else (math.nan, b"")
+        for label in calls
+    }
+
+
 def timed(call: Callable[[], bytes], repeat: int) -> tuple[float, bytes]:
     try:
         call()  # warm: page cache, lazy initialisation
@@ -165,8 +190,11 @@ def seen_original(sources: dict[str, Path], scratch: Path, repeat: int) -> list[
             params = ImageParams(width=width, quality=QUALITY[fmt] or 82)
             limits = Limits(webp_effort=effort)
             derive = functools.partial(render_reduced, cache, "copy", str(path), params, fmt, limits)
-            ours_s, ours_data = timed(lambda: derive().data, repeat)  # noqa: B023 - called at once
-            vips_s, vips_data = timed(functools.partial(vips, path, width, fmt), repeat)
+            results = interleaved(
+                {"ours": lambda: derive().data, "vips": functools.partial(vips, path, width, fmt)},  # noqa: B023
+                repeat,
+            )
+            (ours_s, ours_data), (vips_s, vips_data) = results["ours"], results["vips"]
             row = {
                 "width": width,
                 "format": fmt if effort == 4 else f"{fmt} effort {effort}",
@@ -212,10 +240,13 @@ def main() -> None:
             for width in (400, source_width // 3):
                 expected = reference(path, width)
                 for fmt in ("jpeg", "webp", "png"):
-                    results = {
-                        label: timed(functools.partial(function, path, width, fmt), args.repeat)
-                        for label, function in (("ours", ours), ("naive", naive), ("vips", vips))
-                    }
+                    results = interleaved(
+                        {
+                            label: functools.partial(function, path, width, fmt)
+                            for label, function in (("ours", ours), ("naive", naive), ("vips", vips))
+                        },
+                        args.repeat,
+                    )
                     row = {
                         "source": name,
                         "width": width,
