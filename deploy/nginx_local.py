@@ -21,10 +21,13 @@ DEPLOY = Path(__file__).resolve().parent / "nginx.conf"
 NOBODY = pwd.getpwnam("nobody")
 
 
-def write_config(prefix: Path, port: int, *origins: str, validity: int | None = None) -> list[str]:
+def write_config(
+    prefix: Path, port: int, *origins: str, validity: int | None = None, jxl: bool = False
+) -> list[str]:
     """Write PREFIX/nginx.conf (including the adapted deploy file); return the command to run it.
 
-    ``validity`` replaces the front's own validity (seconds), for tests that cannot wait 30 s.
+    ``validity`` replaces the front's own validity (seconds), for tests that cannot wait 30 s;
+    ``jxl`` uncomments the Accept map's JPEG XL line, as the file says to with jxl negotiated.
     """
     prefix.mkdir(parents=True, exist_ok=True)
     conf = DEPLOY.read_text()
@@ -34,6 +37,9 @@ def write_config(prefix: Path, port: int, *origins: str, validity: int | None = 
     conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
     if validity is not None:
         conf = re.sub(r"proxy_cache_valid 200 \S+;", f"proxy_cache_valid 200 {validity}s;", conf)
+    if jxl:
+        conf, lines = re.subn(r'#("~image/jxl)', r"\1", conf)
+        assert lines == 1, "the JPEG XL line of the Accept map is gone"
     (prefix / "image-origin.conf").write_text(conf)
     temp = " ".join(
         f"{kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

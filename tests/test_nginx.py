@@ -63,7 +63,9 @@ class Front:
         self.origin.stop()
 
 
-def start_front(base: Path, workers: int | None = 2, validity: int | None = None, **env: str) -> Front:
+def start_front(
+    base: Path, workers: int | None = 2, validity: int | None = None, jxl: bool = False, **env: str
+) -> Front:
     images = base / "images"
     images.mkdir()
     for name in ("rocket.jpg", "chelsea.png"):
@@ -82,7 +84,7 @@ def start_front(base: Path, workers: int | None = 2, validity: int | None = None
         workers=workers,
     )
     port = free_port()
-    command = write_config(base / "nginx", port, f"127.0.0.1:{origin.port}", validity=validity)
+    command = write_config(base / "nginx", port, f"127.0.0.1:{origin.port}", validity=validity, jxl=jxl)
     nginx = subprocess.Popen(command)
     front = Front(origin, nginx, port, access_log)
     try:
@@ -314,6 +316,27 @@ def test_one_entry_per_url_and_format_whatever_the_browser(tmp_path: Path) -> No
         entries = [path for path in (tmp_path / "nginx" / "cache").rglob("*") if path.is_file()]
         assert len(entries) == 2
         assert front.origin_requests(url, 2) == 2
+    finally:
+        front.stop()
+
+
+def test_jpeg_xl_clients_get_an_entry_of_their_own_when_negotiated(tmp_path: Path) -> None:
+    """PROXY_AUTO_FORMATS=jxl,avif,webp and the map's JPEG XL line: Safari gets JPEG XL, Chromium
+    and Firefox AVIF, each from its own entry, and neither is ever sent the other's."""
+    front = start_front(tmp_path, jxl=True, PROXY_AUTO_FORMATS="jxl,avif,webp")
+    try:
+        url = "/image/chelsea.png?w=120&fmt=auto"
+        seen = []
+        for browser in ("safari", "chromium", "safari", "firefox"):
+            status, headers, body = front.request(url, Accept=ACCEPT[browser])
+            assert status == 200
+            seen.append((headers["x-cache-status"], headers["content-type"]))
+        assert seen == [
+            ("MISS", "image/jxl"),
+            ("MISS", "image/avif"),
+            ("HIT", "image/jxl"),
+            ("HIT", "image/avif"),
+        ]
     finally:
         front.stop()
 
