@@ -42,9 +42,12 @@ sub vcl_recv {
     unset req.http.Cookie;
     unset req.http.Authorization;
     if (req.url ~ "[?&]fmt=auto(&|$)") {
-        # The origin's negotiation, reduced: a type counts when named with q > 0.
+        # The origin's negotiation, reduced: a type counts when named with q > 0. An AVIF client
+        # takes WebP too (every one does), and the origin's PROXY_AUTO_FORMATS order then picks.
+        # With jxl in PROXY_AUTO_FORMATS, test image/jxl first the same way and send
+        # "image/jxl,image/avif,image/webp" (deploy/nginx.conf has that line, to uncomment).
         if (req.http.Accept ~ "image/avif(?!\s*;\s*q=0(\.0*)?\s*(,|$))") {
-            set req.http.Accept = "image/avif";
+            set req.http.Accept = "image/avif,image/webp";
         } elsif (req.http.Accept ~ "image/webp(?!\s*;\s*q=0(\.0*)?\s*(,|$))") {
             set req.http.Accept = "image/webp";
         } else {
