@@ -3,8 +3,8 @@
 #
 # What it does, and why:
 # - Caches /image/ and /url/ answers by URL; only fmt=auto answers vary, on an Accept header
-#   first reduced to the three choices the origin's negotiation can make, so every browser
-#   shares one entry per format instead of one per Accept string.
+#   first reduced to the formats the origin may choose among that the client accepts, so every
+#   browser shares one entry per format instead of one per Accept string.
 # - Keeps each object past its freshness (grace, keep): a client is answered from the stale
 #   copy while Varnish revalidates it in the background with If-None-Match (a 304 from a stat
 #   on the origin), and while the origin fails, for as long as its stale-if-error allows.
@@ -42,17 +42,19 @@ sub vcl_recv {
     unset req.http.Cookie;
     unset req.http.Authorization;
     if (req.url ~ "[?&]fmt=auto(&|$)") {
-        # The origin's negotiation, reduced: a type counts when named with q > 0. An AVIF client
-        # takes WebP too (every one does), and the origin's PROXY_AUTO_FORMATS order then picks.
-        # With jxl in PROXY_AUTO_FORMATS, test image/jxl first the same way and send
-        # "image/jxl,image/avif,image/webp" (deploy/nginx.conf has that line, to uncomment).
+        # The origin's negotiation, reduced to the formats it may choose among that the client
+        # names with q > 0; its PROXY_AUTO_FORMATS order then picks. With jxl in that order,
+        # uncomment the JPEG XL line.
+        set req.http.X-Formats = "";
+        # if (req.http.Accept ~ "image/jxl(?!\s*;\s*q=0(\.0*)?\s*(,|$))") { set req.http.X-Formats = "image/jxl,"; }
         if (req.http.Accept ~ "image/avif(?!\s*;\s*q=0(\.0*)?\s*(,|$))") {
-            set req.http.Accept = "image/avif,image/webp";
-        } elsif (req.http.Accept ~ "image/webp(?!\s*;\s*q=0(\.0*)?\s*(,|$))") {
-            set req.http.Accept = "image/webp";
-        } else {
-            set req.http.Accept = "image/jpeg";
+            set req.http.X-Formats = req.http.X-Formats + "image/avif,";
         }
+        if (req.http.Accept ~ "image/webp(?!\s*;\s*q=0(\.0*)?\s*(,|$))") {
+            set req.http.X-Formats = req.http.X-Formats + "image/webp,";
+        }
+        set req.http.Accept = req.http.X-Formats + "image/jpeg";
+        unset req.http.X-Formats;
     } else {
         unset req.http.Accept;  # an explicit format: Accept changes nothing
     }

@@ -138,6 +138,22 @@ def test_browsers_share_entries_when_they_get_the_same_format(front: Front) -> N
     assert len(front.origin_lines(url)) == 3
 
 
+def test_the_origins_format_order_holds_through_varnish(tmp_path: Path) -> None:
+    """PROXY_AUTO_FORMATS=webp,avif: a browser taking both gets WebP through the front too."""
+    front = start_front(tmp_path, PROXY_AUTO_FORMATS="webp,avif")
+    try:
+        url = "/image/chelsea.png?w=90&fmt=auto"
+        for accept, expected in (
+            (CHROMIUM, "image/webp"),
+            (FIREFOX, "image/webp"),
+            ("image/avif", "image/avif"),
+        ):
+            status, headers, _ = front.request(url, Accept=accept)
+            assert status == 200 and headers["content-type"] == expected, accept
+    finally:
+        front.stop()
+
+
 def test_concurrent_misses_reach_the_origin_once(front: Front) -> None:
     url = "/image/rocket.jpg?w=639&fmt=webp"
     with ThreadPoolExecutor(10) as pool:
