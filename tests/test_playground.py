@@ -149,6 +149,17 @@ def test_an_invalid_value_shows_the_servers_message_beside_its_field(browser: ob
 
 
 @needs_browser
+def test_a_format_the_browser_cannot_show_is_said_so(browser: object, server: Server) -> None:
+    """Chromium shows no JPEG XL: the page says what came and why there is no picture."""
+    page = open_page(browser, server)
+    loaded(page, f"http://127.0.0.1:{server.port}")
+    page.select_option("select[name=fmt]", "jxl")
+    page.wait_for_function("document.getElementById('result-info').textContent.includes('cannot display')")
+    assert page.text_content("#type") == "image/jxl" and "image/jxl" in page.text_content("#result-info")
+    assert page.errors == []
+
+
+@needs_browser
 def test_a_reload_revalidates_cached_images_with_304s(browser: object, server: Server) -> None:
     """max-age=0 here: on a reload Chromium asks again with If-None-Match for every image it holds,
     and gets 304s, read from its own network events (DevTools' raw status, not the cached 200)."""

@@ -73,6 +73,10 @@ async function update() {
       `${preview.naturalWidth}×${preview.naturalHeight}, ${kilobytes(blob.size)} (${saved.toFixed(0)}% smaller)`;
     if (old.startsWith("blob:")) URL.revokeObjectURL(old);
   };
+  preview.onerror = () => {  // served fine, but not every browser shows every format (JPEG XL)
+    $("result-info").textContent =
+      `${kilobytes(blob.size)} of ${image.headers.get("Content-Type")}, which this browser cannot display`;
+  };
   preview.src = URL.createObjectURL(blob);
 }
 
