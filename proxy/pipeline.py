@@ -421,13 +421,18 @@ def has_alpha(image: Image) -> bool:
 
 
 def encode(image: Image, output: Format, quality: int, webp_effort: int = WEBP_EFFORT) -> bytes:
-    if output.name == "jxl":
-        return _encode_jxl(image, quality)
-    if output.name == "webp" and webp_effort != WEBP_EFFORT:
-        return _encode_webp(image, quality, webp_effort)
+    """OpenCV's encoders, but for JPEG XL (OpenCV's wheels have no libjxl) and WebP at another
+    effort than the method OpenCV fixes (PROXY_WEBP_EFFORT): those through imagecodecs."""
     try:
+        if output.name == "jxl":
+            return bytes(imagecodecs.jpegxl_encode(_rgb_order(image), level=quality, effort=JXL_EFFORT))
+        if output.name == "webp" and webp_effort != WEBP_EFFORT:
+            colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)  # libwebp: colour
+            return bytes(
+                imagecodecs.webp_encode(_rgb_order(colour), level=quality, lossless=False, method=webp_effort)
+            )
         ok, buffer = cv2.imencode(output.extension, image, output.encoder_flags(quality))
-    except cv2.error:
+    except (cv2.error, imagecodecs.JpegxlError, imagecodecs.WebpError, ValueError):
         ok = False
     if not ok:
         height, width = image.shape[:2]
@@ -435,28 +440,12 @@ def encode(image: Image, output: Format, quality: int, webp_effort: int = WEBP_E
     return buffer.tobytes()
 
 
-def _encode_webp(image: Image, quality: int, effort: int) -> bytes:
-    """WebP at another libwebp method than OpenCV's fixed 4 (PROXY_WEBP_EFFORT), through imagecodecs."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)  # libwebp takes colour only
-    try:
-        return bytes(imagecodecs.webp_encode(image, level=quality, lossless=False, method=effort))
-    except (imagecodecs.WebpError, ValueError):
-        height, width = image.shape[:2]
-        raise InvalidParameter("fmt", f"cannot encode a {width}x{height} image as webp") from None
-
-
-def _encode_jxl(image: Image, quality: int) -> bytes:
-    """JPEG XL through imagecodecs' libjxl, in RGB(A) order; grey stays grey."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    try:
-        return bytes(imagecodecs.jpegxl_encode(image, level=quality, effort=JXL_EFFORT))
-    except (imagecodecs.JpegxlError, ValueError):
-        height, width = image.shape[:2]
-        raise InvalidParameter("fmt", f"cannot encode a {width}x{height} image as jxl") from None
+def _rgb_order(image: Image) -> Image:
+    """imagecodecs takes RGB(A); the pipeline's arrays are BGR(A), as OpenCV's; grey stays grey."""
+    if image.ndim == 2:
+        return image
+    converted: Image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return converted
 
 
 # --- steps: each (image, plan) -> image, applied in order -------------------------------
