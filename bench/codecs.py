@@ -12,10 +12,8 @@ libwebp can scale while decoding, which neither OpenCV nor imagecodecs exposes.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,20 +24,7 @@ import pyvips
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from transform import corpus  # noqa: E402
-
-
-def median_ms(calls: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Each call ``repeat`` times, interleaved, after one warm-up each."""
-    for call in calls.values():
-        call()
-    times: dict[str, list[float]] = {label: [] for label in calls}
-    for _ in range(repeat):
-        for label, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[label].append(time.perf_counter() - start)
-    return {label: round(statistics.median(values) * 1000, 1) for label, values in times.items()}
+from transform import corpus, interleaved  # noqa: E402
 
 
 def main() -> None:
@@ -63,7 +48,10 @@ def main() -> None:
             else:
                 calls["imagecodecs"] = lambda: imagecodecs.webp_decode(data)  # noqa: B023
                 calls["vips scaled to 400"] = lambda: pyvips.Image.thumbnail(str(path), 400).write_to_memory()  # noqa: B023
-            figures = median_ms(calls, args.repeat)
+            figures = {
+                label: round(seconds * 1000, 1)
+                for label, (seconds, _) in interleaved(calls, args.repeat).items()
+            }
             same = ""
             if name.startswith("png rgba"):
                 ours = cv2.cvtColor(imagecodecs.png_decode(data), cv2.COLOR_RGBA2BGRA)

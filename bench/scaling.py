@@ -27,7 +27,7 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from transform import photographic, timed, vips  # noqa: E402
+from transform import interleaved, photographic, vips  # noqa: E402
 
 from proxy.cache import VariantCache  # noqa: E402
 from proxy.formats import FORMATS  # noqa: E402
@@ -47,9 +47,14 @@ def miss_scaling(scratch: Path, repeat: int) -> None:
         cells = []
         for target in (400, width // 3):
             params = ImageParams(width=target, quality=82)
-            ours, _ = timed(lambda p=params, source=str(path): render(source, p, "jpeg").data, repeat)
-            theirs, _ = timed(functools.partial(vips, path, target, "jpeg"), repeat)
-            cells.append((ours * 1000, theirs * 1000))
+            results = interleaved(
+                {
+                    "ours": lambda p=params, source=str(path): render(source, p, "jpeg").data,
+                    "vips": functools.partial(vips, path, target, "jpeg"),
+                },
+                repeat,
+            )
+            cells.append((results["ours"][0] * 1000, results["vips"][0] * 1000))
         per_pixel = cells[1][0] * 1e6 / (width * height)
         print(
             f"{megapixels:4} {width:5}x{height:<5} | {cells[0][0]:9.1f}ms {cells[0][1]:5.1f}ms"

@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -139,7 +140,7 @@ def psnr(data: bytes, expected: np.ndarray) -> float:
     return float(cv2.PSNR(image, expected))
 
 
-def interleaved(calls: dict[str, Callable[[], bytes]], repeat: int) -> dict[str, tuple[float, bytes]]:
+def interleaved(calls: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tuple[float, Any]]:
     """Median seconds and output of each call, run in turn ``repeat`` times after a warm-up each:
     the machine's drift (other load, clock changes) then weighs on all of them alike, which
     timing one after the other does not (a cell's ratio moved by 0.1 between such runs)."""
@@ -151,7 +152,7 @@ def interleaved(calls: dict[str, Callable[[], bytes]], repeat: int) -> dict[str,
         except pyvips.Error:  # libvips without ImageMagick reads no BMP
             pass
     times: dict[str, list[float]] = {label: [] for label in live}
-    data: dict[str, bytes] = {}
+    data: dict[str, Any] = {}
     for _ in range(repeat):
         for label, call in live.items():
             start = time.perf_counter()
@@ -161,19 +162,6 @@ def interleaved(calls: dict[str, Callable[[], bytes]], repeat: int) -> dict[str,
         label: (statistics.median(times[label]), data[label]) if label in live else (math.nan, b"")
         for label in calls
     }
-
-
-def timed(call: Callable[[], bytes], repeat: int) -> tuple[float, bytes]:
-    try:
-        call()  # warm: page cache, lazy initialisation
-    except pyvips.Error:  # libvips without ImageMagick reads no BMP
-        return math.nan, b""
-    times, data = [], b""
-    for _ in range(repeat):
-        start = time.perf_counter()
-        data = call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), data
 
 
 def seen_original(sources: dict[str, Path], scratch: Path, repeat: int) -> list[dict[str, object]]:
