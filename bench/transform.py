@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a smaller corpus, for a smoke run")
     parser.add_argument("--seen-only", action="store_true", help="only the new sizes of a seen original")
+    parser.add_argument("--source", default="", help="only the sources whose name holds this, e.g. webp")
     parser.add_argument("--json", type=Path, default=Path("bench/out/transform.json"))
     args = parser.parse_args()
     pyvips.cache_set_max(0)  # no operation cache: each call decodes, as a cache miss does
@@ -224,6 +225,8 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         for name, path in sources.items() if not args.seen_only else ():
+            if args.source not in name:
+                continue
             source_width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[1]
             for width in (400, source_width // 3):
                 expected = reference(path, width)

@@ -33,10 +33,10 @@ from .pipeline import (
     check_source,
     decode,
     finish,
-    jpeg_shrink_factor,
     oriented_size,
     plan_geometry,
     render,
+    shrink_factor,
     to_8bit_array,
     upright,
 )
@@ -98,7 +98,7 @@ def build(path: str, limits: Limits = DEFAULT_LIMITS, info: SourceInfo | None = 
         return None
     scale = SIDE / max(declared)
     size = (max(1, round(declared[0] * scale)), max(1, round(declared[1] * scale)))
-    reduction = jpeg_shrink_factor(declared, Geometry(size)) if info.format == "jpeg" else 1
+    reduction = shrink_factor(info, declared, Geometry(size))
     image = upright(to_8bit_array(decode(path, info, reduction)), info.orientation)
     limits.check_deadline()
     reduced = to_srgb(cv2.resize(image, size, interpolation=cv2.INTER_AREA), info.profile)

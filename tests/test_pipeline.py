@@ -8,12 +8,12 @@ import imagecodecs
 import numpy as np
 import pytest
 
-from proxy import pipeline
+from proxy import libwebp, pipeline
 from proxy.errors import InvalidParameter, UnsupportedImage
 from proxy.formats import FORMATS, LEGACY, SOURCE
 from proxy.params import ImageParams
-from proxy.pipeline import Geometry, jpeg_shrink_factor, plan_geometry, render
-from proxy.probe import probe
+from proxy.pipeline import Geometry, plan_geometry, render, shrink_factor
+from proxy.probe import SourceInfo, probe
 
 from .images import (
     decode,
@@ -32,6 +32,7 @@ MAGIC = {
     "avif": b"ftyp",
     "jxl": b"\xff\x0a",  # a bare codestream
 }
+JPEG_6000 = SourceInfo("jpeg", 6000, 4000)
 RED, GREEN, BLUE, WHITE = (0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255)
 
 
@@ -199,7 +200,7 @@ def test_large_jpeg_thumbnail_is_area_averaged(tmp_path: Path) -> None:
         "big.jpg",
         encode(cv2.cvtColor(stripes, cv2.COLOR_GRAY2BGR), ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95),
     )
-    assert jpeg_shrink_factor((6000, 4000), plan_geometry(6000, 4000, ImageParams(width=400))) == 8
+    assert shrink_factor(JPEG_6000, (6000, 4000), plan_geometry(6000, 4000, ImageParams(width=400))) == 8
     out = decode(render(path, ImageParams(width=400), "png").data)
     assert out.shape == (267, 400, 3)
     assert abs(float(out.mean()) - 127.5) < 12
@@ -422,9 +423,9 @@ def test_a_rect_outside_the_image_is_a_400_that_gives_its_size(tmp_path: Path, r
 def test_a_large_rect_still_shrinks_on_decode() -> None:
     geometry = plan_geometry(6000, 4000, ImageParams(width=400, rect=(1000, 1000, 4000, 2000)))
     assert geometry.size == (400, 200) and geometry.region == (1000, 1000, 4000, 2000)
-    assert jpeg_shrink_factor((6000, 4000), geometry) == 8
+    assert shrink_factor(JPEG_6000, (6000, 4000), geometry) == 8
     small = plan_geometry(6000, 4000, ImageParams(width=400, rect=(0, 0, 600, 400)))
-    assert jpeg_shrink_factor((6000, 4000), small) == 1  # 600 // 2 is under 400
+    assert shrink_factor(JPEG_6000, (6000, 4000), small) == 1  # 600 // 2 is under 400
 
 
 def test_a_rect_from_a_shrunk_jpeg_matches_the_full_decode(tmp_path: Path) -> None:
@@ -461,3 +462,57 @@ def test_colour_pngs_decode_to_the_pixels_opencv_gives(tmp_path: Path, name: str
     path.write_bytes(whole[: len(whole) // 2])  # truncated: refused, as OpenCV refuses it
     with pytest.raises(UnsupportedImage):
         pipeline.decode(str(path), info)
+
+
+# --- WebP scaled while decoding (libwebp.py) ---------------------------------------------------
+
+
+def test_the_bindings_layout_is_the_one_declared() -> None:
+    """Else OpenCV decodes every WebP whole again, silently: slower, not wrong."""
+    assert libwebp.AVAILABLE
+
+
+def test_webp_stills_shrink_by_any_whole_factor_to_twice_the_size_animations_not() -> None:
+    still, animated = SourceInfo("webp", 3000, 2000), SourceInfo("webp", 3000, 2000, frames=5)
+    geometry = plan_geometry(3000, 2000, ImageParams(width=400))
+    assert shrink_factor(still, (3000, 2000), geometry) == 3  # 1000x667 holds 800x534, 750 would not
+    assert shrink_factor(animated, (3000, 2000), geometry) == 1
+    assert shrink_factor(still, (3000, 2000), plan_geometry(3000, 2000, ImageParams(width=100))) == 15
+    region = plan_geometry(3000, 2000, ImageParams(width=200, rect=(0, 0, 1300, 800)))
+    assert shrink_factor(still, (3000, 2000), region) == 3  # 1300 // 3 = 433, 1300 // 4 = 325
+    assert shrink_factor(still, (3000, 2000), plan_geometry(3000, 2000, ImageParams(width=1000))) == 1
+
+
+@pytest.mark.parametrize("quality", [90, 101])  # lossy (VP8) and lossless (VP8L)
+def test_a_scaled_webp_decode_is_the_area_average_of_the_full_one(tmp_path: Path, quality: int) -> None:
+    path = write(tmp_path, "p.webp", encode(photo(1800, 1200), ".webp", cv2.IMWRITE_WEBP_QUALITY, quality))
+    info = probe(path)
+    scaled = pipeline.decode(path, info, 4)
+    assert scaled.shape == (300, 450, 3)
+    full = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    assert cv2.PSNR(scaled, cv2.resize(full, (450, 300), interpolation=cv2.INTER_AREA)) > 40
+    out = decode(render(path, ImageParams(width=200), "png").data)  # through 1/4: 450 px
+    assert out.shape == (133, 200, 3)
+    assert cv2.PSNR(out, cv2.resize(full, (200, 133), interpolation=cv2.INTER_AREA)) > 45
+
+
+def test_a_scaled_webp_keeps_its_alpha_and_drops_an_opaque_one(tmp_path: Path) -> None:
+    image = photo(1200, 800)
+    alpha = np.zeros((800, 1200), np.uint8)
+    alpha[:, 600:] = 255  # left half clear, right half opaque
+    path = write(
+        tmp_path, "a.webp", encode(np.dstack((image, alpha)), ".webp", cv2.IMWRITE_WEBP_QUALITY, 101)
+    )
+    out = decode(render(path, ImageParams(width=300), "png").data)
+    assert out.shape == (200, 300, 4)
+    assert out[:, :140, 3].max() == 0 and out[:, 160:, 3].min() == 255
+    opaque = write(tmp_path, "o.webp", encode(np.dstack((image, np.full_like(alpha, 255))), ".webp"))
+    assert decode(render(opaque, ImageParams(width=300), "png").data).shape == (200, 300, 3)
+
+
+def test_a_truncated_webp_is_refused_when_scaled_as_when_whole(tmp_path: Path) -> None:
+    data = encode(photo(1200, 800), ".webp", cv2.IMWRITE_WEBP_QUALITY, 90)
+    path = write(tmp_path, "t.webp", data[: len(data) // 2])
+    for width in (300, 1000):  # scaled by libwebp, whole by OpenCV
+        with pytest.raises(UnsupportedImage):
+            render(path, ImageParams(width=width), "png")
