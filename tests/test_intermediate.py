@@ -144,3 +144,12 @@ def test_through_http(tmp_path: Path, image_root: Path, client) -> None:  # type
     assert [decode(r.data).shape[:2] for r in sizes] == [(267, 400), (267, 401), (268, 402)]
     cache = client.application.extensions["proxy"].cache
     assert cache.get_blob(copy_key(FileStore(image_root).resolve("big.jpg"))) is not None
+
+
+def test_a_purge_drops_the_copy(tmp_path: Path, cache: VariantCache) -> None:
+    path = write(tmp_path, "big.jpg", large_jpeg())
+    for width in (400, 500):
+        render_reduced(cache, "k", path, ImageParams(width=width), "jpeg", tag="o-big")
+    assert cache.get_blob("k") is not None
+    assert cache.purge("o-big") == 1
+    assert cache.get_blob("k") is None
