@@ -1,5 +1,6 @@
 """The transform on real encoded images: dimensions and pixels, format by format."""
 
+import struct
 from decimal import Decimal
 from pathlib import Path
 
@@ -516,3 +517,33 @@ def test_a_truncated_webp_is_refused_when_scaled_as_when_whole(tmp_path: Path) -
     for width in (300, 1000):  # scaled by libwebp, whole by OpenCV
         with pytest.raises(UnsupportedImage):
             render(path, ImageParams(width=width), "png")
+
+
+def one_frame_animation(image: np.ndarray) -> bytes:
+    """A WebP animation of one frame (VP8X with the animation flag, ANIM, one ANMF): a still to
+    look at, which libwebp's still decoder refuses."""
+    frame = encode(image, ".webp", cv2.IMWRITE_WEBP_QUALITY, 90)[12:]  # the still's VP8 chunk
+    height, width = image.shape[:2]
+
+    def u24(value: int) -> bytes:
+        return struct.pack("<I", value)[:3]
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return kind + struct.pack("<I", len(body)) + body + b"\0" * (len(body) & 1)
+
+    body = (
+        chunk(b"VP8X", bytes([0x02, 0, 0, 0]) + u24(width - 1) + u24(height - 1))
+        + chunk(b"ANIM", bytes(4) + struct.pack("<H", 0))
+        + chunk(b"ANMF", u24(0) + u24(0) + u24(width - 1) + u24(height - 1) + u24(100) + b"\0" + frame)
+    )
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def test_what_libwebp_refuses_opencv_still_decodes(tmp_path: Path) -> None:
+    image = photo(1200, 800)
+    path = write(tmp_path, "one.webp", one_frame_animation(image))
+    assert probe(path).frames == 1
+    assert libwebp.decode(Path(path).read_bytes(), alpha=False) is None  # not a still to libwebp
+    out = decode(render(path, ImageParams(width=200), "png").data)
+    assert out.shape == (133, 200, 3)
+    assert cv2.PSNR(out, cv2.resize(image, (200, 133), interpolation=cv2.INTER_AREA)) > 35
