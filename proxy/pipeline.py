@@ -40,7 +40,7 @@ RGBA = tuple[int, int, int, int]
 DEFAULT_LIMITS = Limits()
 
 # Bump whenever the bytes produced for the same request change, so caches miss.
-PIPELINE_VERSION = "8"
+PIPELINE_VERSION = "9"
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -400,8 +400,8 @@ def decode_webp(path: str, info: SourceInfo, reduction: int) -> Image | None:
     with open(path, "rb") as file:
         data = file.read()
     if reduction > 1 and info.width and info.height:
-        return libwebp.decode(data, info.alpha, (-(-info.width // reduction), -(-info.height // reduction)))
-    return libwebp.decode(data, info.alpha)
+        return libwebp.decode(data, (-(-info.width // reduction), -(-info.height // reduction)))
+    return libwebp.decode(data)
 
 
 def _decode_cmyk(path: str, info: SourceInfo, reduction: int) -> Image:

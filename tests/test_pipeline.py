@@ -543,7 +543,7 @@ def test_what_libwebp_refuses_opencv_still_decodes(tmp_path: Path) -> None:
     image = photo(1200, 800)
     path = write(tmp_path, "one.webp", one_frame_animation(image))
     assert probe(path).frames == 1
-    assert libwebp.decode(Path(path).read_bytes(), alpha=False) is None  # not a still to libwebp
+    assert libwebp.decode(Path(path).read_bytes()) is None  # not a still to libwebp
     out = decode(render(path, ImageParams(width=200), "png").data)
     assert out.shape == (133, 200, 3)
     assert cv2.PSNR(out, cv2.resize(image, (200, 133), interpolation=cv2.INTER_AREA)) > 35
