@@ -21,9 +21,7 @@ import numpy.typing as npt
 from webp._webp import ffi as bindings  # the compiled module the ``webp`` package wraps
 from webp._webp import lib
 
-_FFI = cffi.FFI()
-_FFI.cdef(
-    """
+DECLARATIONS = """
     typedef struct {
         int width; int height; int has_alpha; int has_animation; int format; uint32_t pad[5];
     } WebPBitstreamFeatures;
@@ -49,8 +47,9 @@ _FFI.cdef(
     typedef struct {
         WebPBitstreamFeatures input; WebPDecBuffer output; WebPDecoderOptions options;
     } WebPDecoderConfig;
-    """
-)
+    """  # the structs of libwebp 1.3.2's decode.h, whole
+_FFI = cffi.FFI()
+_FFI.cdef(DECLARATIONS)
 _STRUCTS = (
     "WebPBitstreamFeatures",
     "WebPRGBABuffer",
@@ -60,21 +59,22 @@ _STRUCTS = (
 )
 
 
-def _agrees() -> bool:
-    """Whether our declaration and the compiled module's lay the structs out alike."""
+def agrees(ours: cffi.FFI, theirs: Any) -> bool:
+    """Whether two declarations lay the structs out alike: the same size, and every field that
+    ``theirs`` declares at the same offset in ``ours``."""
     try:
         return all(
-            _FFI.sizeof(struct) == bindings.sizeof(struct)
+            ours.sizeof(struct) == theirs.sizeof(struct)
             and all(
-                _FFI.offsetof(struct, name) == field.offset for name, field in bindings.typeof(struct).fields
+                ours.offsetof(struct, name) == field.offset for name, field in theirs.typeof(struct).fields
             )
             for struct in _STRUCTS
         )
-    except (cffi.FFIError, KeyError, TypeError):  # a field or a struct they no longer declare
+    except (cffi.FFIError, KeyError, TypeError):  # a field or a struct one of them does not declare
         return False
 
 
-AVAILABLE = _agrees()
+AVAILABLE = agrees(_FFI, bindings)
 _OK = 0  # VP8_STATUS_OK
 
 
