@@ -39,3 +39,10 @@ def jpeg_declaring(jpeg: bytes, width: int, height: int) -> bytes:
             return bytes(data)
         at += 2 + length
     raise ValueError("no frame header")
+
+
+def webp_declaring(webp: bytes, width: int, height: int) -> bytes:
+    """A lossy ``webp`` (a bare VP8 chunk) with its frame header rewritten to declare another size
+    (at most 16383 a side, the format's own limit)."""
+    assert webp[12:16] == b"VP8 " and webp[23:26] == b"\x9d\x01\x2a"
+    return webp[:26] + struct.pack("<HH", width, height) + webp[30:]

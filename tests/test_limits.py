@@ -23,7 +23,7 @@ from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.settings import Settings
 
-from .bombs import jpeg_declaring, png_bomb, png_declaring
+from .bombs import jpeg_declaring, png_bomb, png_declaring, webp_declaring
 from .images import encode, photo
 from .server import REPO
 
@@ -57,6 +57,10 @@ def test_real_png_bomb_is_refused_fast_without_allocating(tmp_path: Path) -> Non
     [
         ("declared.png", png_declaring(encode(photo(64, 64), ".png"), 100000, 100000)),
         ("declared.jpg", jpeg_declaring(encode(photo(64, 64), ".jpg"), 60000, 60000)),
+        (
+            "declared.webp",  # decoded by libwebp.py; a lie it would refuse, so a 413 shows it never ran
+            webp_declaring(encode(photo(64, 64), ".webp", cv2.IMWRITE_WEBP_QUALITY, 90), 16000, 16000),
+        ),
     ],
 )
 def test_lying_headers_are_refused_before_decoding(tmp_path: Path, name: str, data: bytes) -> None:
