@@ -41,8 +41,7 @@ class Format:
         if self.name == "webp":
             return [cv2.IMWRITE_WEBP_QUALITY, quality]
         if self.name == "avif":
-            # libavif's slowest speeds cost seconds per image; 8 keeps a miss interactive.
-            return [cv2.IMWRITE_AVIF_QUALITY, quality, cv2.IMWRITE_AVIF_SPEED, 8]
+            return [cv2.IMWRITE_AVIF_QUALITY, quality, cv2.IMWRITE_AVIF_SPEED, AVIF_SPEED]
         # Run-length zlib after PNG's row filters: on photographic thumbnails it was both the
         # fastest and the smallest (26 ms, 1.05 MB for 1000x667, against 50 ms, 1.19 MB for
         # level 3 and 81 ms, 1.16 MB for level 6; bench/transform.py). Flat graphics still
@@ -65,6 +64,7 @@ class Format:
 # default) 58 ms for the same bytes as 5; at 1600 px 135, 642 and 954 ms. 5 is where the bytes are,
 # at most about AVIF's time.
 JXL_EFFORT = 5
+AVIF_SPEED = 8  # libavif's slowest speeds cost seconds per image; 8 keeps a miss interactive
 WEBP_EFFORT = 4  # libwebp's default method, the one OpenCV's encoder uses (PROXY_WEBP_EFFORT changes it)
 
 

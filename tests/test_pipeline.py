@@ -547,3 +547,17 @@ def test_what_libwebp_refuses_opencv_still_decodes(tmp_path: Path) -> None:
     out = decode(render(path, ImageParams(width=200), "png").data)
     assert out.shape == (133, 200, 3)
     assert cv2.PSNR(out, cv2.resize(image, (200, 133), interpolation=cv2.INTER_AREA)) > 35
+
+
+@pytest.mark.skipif("avif" not in FORMATS, reason="this OpenCV build writes no AVIF")
+def test_colour_avif_keeps_opencvs_tags_bytes_and_quality(tmp_path: Path) -> None:
+    image = photo(800, 533)
+    path = write(tmp_path, "p.png", encode(image, ".png"))
+    data = render(path, ImageParams(width=800), "avif").data
+    at = data.find(b"colrnclx")
+    primaries, transfer, matrix, full_range = struct.unpack(">HHHB", data[at + 8 : at + 15])
+    assert (primaries, transfer, matrix, full_range >> 7) == (1, 13, 6, 1)  # sRGB, as OpenCV tags it
+    theirs = encode(image, ".avif", cv2.IMWRITE_AVIF_QUALITY, 82, cv2.IMWRITE_AVIF_SPEED, 8)
+    assert abs(len(data) - len(theirs)) / len(theirs) < 0.02
+    ours_psnr, their_psnr = cv2.PSNR(decode(data), image), cv2.PSNR(decode(theirs), image)
+    assert decode(data).shape == image.shape and abs(ours_psnr - their_psnr) < 0.3
