@@ -4,7 +4,8 @@ fmt=auto's order (PROXY_AUTO_FORMATS).
     .venv/bin/python bench/formats.py [--repeat 5]
 
 The image is the photographic corpus of bench/transform.py, resized once per width; each format
-is encoded by the pipeline's own encode() with the default quality, alternating, medians. Then
+is encoded by the pipeline's own encode() with the default quality, alternating, medians (and AVIF
+by OpenCV's writer too, which the pipeline's colour AVIF replaced: libaom on one thread). Then
 JPEG XL at libjxl efforts 3, 5 (ours, formats.JXL_EFFORT) and 7 (libjxl's default), with the
 PSNR of each: the figures behind the effort chosen.
 """
@@ -12,6 +13,7 @@ PSNR of each: the figures behind the effort chosen.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -27,7 +29,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from transform import photographic  # noqa: E402
 
-from proxy.formats import FORMATS  # noqa: E402
+from proxy.formats import FORMATS, Format  # noqa: E402
 from proxy.params import DEFAULT_QUALITY  # noqa: E402
 from proxy.pipeline import encode  # noqa: E402
 
@@ -40,20 +42,29 @@ def main() -> None:
     print("width  format  encode ms    bytes  PSNR")
     for width in (400, 1600):
         image = cv2.resize(photo, (width, round(width * 2 / 3)), interpolation=cv2.INTER_AREA)
-        times: dict[str, list[float]] = {name: [] for name in FORMATS}
+        calls = {
+            name: functools.partial(encode, image, fmt, DEFAULT_QUALITY) for name, fmt in FORMATS.items()
+        }
+        if "avif" in FORMATS:  # what the pipeline replaced: OpenCV's writer, libaom on one thread
+            calls["avif-cv"] = functools.partial(opencv_encode, image, FORMATS["avif"])
+        times: dict[str, list[float]] = {name: [] for name in calls}
         encoded: dict[str, bytes] = {}
         for _ in range(args.repeat):
-            for name, fmt in FORMATS.items():
+            for name, call in calls.items():
                 started = time.perf_counter()
-                encoded[name] = encode(image, fmt, DEFAULT_QUALITY)
+                encoded[name] = call()
                 times[name].append(time.perf_counter() - started)
         for name, data in encoded.items():
             print(
-                f"{width:>5}  {name:<6}  {statistics.median(times[name]) * 1000:9.1f}  {len(data):>7}"
+                f"{width:>5}  {name:<7} {statistics.median(times[name]) * 1000:9.1f}  {len(data):>7}"
                 f"  {psnr(image, data, name):.2f} dB"
             )
         if "jxl" in FORMATS:
             jxl_efforts(image, args.repeat)
+
+
+def opencv_encode(image: np.ndarray, fmt: Format) -> bytes:
+    return bytes(cv2.imencode(fmt.extension, image, fmt.encoder_flags(DEFAULT_QUALITY))[1])
 
 
 def psnr(image: np.ndarray, data: bytes, name: str) -> float:
