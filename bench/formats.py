@@ -79,7 +79,9 @@ def jxl_efforts(image: np.ndarray, repeat: int) -> None:
         times, data = [], b""
         for _ in range(repeat):
             started = time.perf_counter()
-            data = imagecodecs.jpegxl_encode(rgb, level=DEFAULT_QUALITY, effort=effort)
+            data = imagecodecs.jpegxl_encode(
+                rgb, level=DEFAULT_QUALITY, effort=effort, numthreads=cv2.getNumThreads()
+            )
             times.append(time.perf_counter() - started)
         quality = cv2.PSNR(rgb, imagecodecs.jpegxl_decode(data))
         print(

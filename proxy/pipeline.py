@@ -448,7 +448,12 @@ def encode(image: Image, output: Format, quality: int, webp_effort: int = WEBP_E
         if output.name == "avif" and image.ndim == 3 and image.shape[2] == 3:
             return _avif(image, quality)
         if output.name == "jxl":
-            return bytes(imagecodecs.jpegxl_encode(_rgb_order(image), level=quality, effort=JXL_EFFORT))
+            # libjxl on OpenCV's thread count: the same bytes, 0.8 of the time at 400 px, 0.56 at 1600
+            return bytes(
+                imagecodecs.jpegxl_encode(
+                    _rgb_order(image), level=quality, effort=JXL_EFFORT, numthreads=cv2.getNumThreads()
+                )
+            )
         if output.name == "webp" and webp_effort != WEBP_EFFORT:
             colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)  # libwebp: colour
             return bytes(
