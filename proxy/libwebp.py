@@ -1,9 +1,11 @@
 """Scaled WebP decoding: libwebp shrinks while it decodes, as libjpeg does, if it is asked to.
 
-Neither OpenCV nor imagecodecs asks, so a 6 MP WebP source was decoded whole (~120 ms) to make a
-400 px result; asked, libwebp rescales each row as it leaves the decoder and converts only the
-rows it keeps (bench/codecs.py). The ``webp`` bindings (cffi, libwebp 1.3.2 compiled in) export
-``WebPDecode`` but declare only some fields of its options, not ``use_scaling``. Their module was
+Neither OpenCV nor imagecodecs asks, so a 6 MP WebP source was decoded whole, then resized: 137 ms
+on the way to a 400 px result. Asked, libwebp rescales each row as it leaves the decoder, and with
+its loop filter on a second thread the same took 92 ms (bench/codecs.py).
+
+The ``webp`` bindings (cffi, libwebp 1.3.2 compiled in) export ``WebPDecode`` but declare only
+some fields of its options, not ``use_scaling``. Their module was
 compiled against libwebp's own header, so the struct in memory has the header's layout: this
 module declares the whole of it (decode.h) in an FFI of its own, checks that both declarations
 agree on every field they share and on the size, and passes its pointer to their ``WebPDecode``.
