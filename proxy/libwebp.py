@@ -5,12 +5,11 @@ on the way to a 400 px result. Asked, libwebp rescales each row as it leaves the
 its loop filter on a second thread the same took 92 ms (bench/codecs.py).
 
 The ``webp`` bindings (cffi, libwebp 1.3.2 compiled in) export ``WebPDecode`` but declare only
-some fields of its options, not ``use_scaling``. Their module was
-compiled against libwebp's own header, so the struct in memory has the header's layout: this
-module declares the whole of it (decode.h) in an FFI of its own, checks that both declarations
-agree on every field they share and on the size, and passes its pointer to their ``WebPDecode``.
-Should a release of the bindings change the layout, ``AVAILABLE`` is False and OpenCV decodes, as
-before.
+some fields of its options, not ``use_scaling``. Their module was compiled against libwebp's own
+header, so the struct in memory has the header's layout: this module declares the whole of it
+(decode.h) in an FFI of its own, checks that both declarations agree on every field they share
+and on the size, and passes its pointer to their ``WebPDecode``. Should a release of the bindings
+change the layout, ``AVAILABLE`` is False and OpenCV decodes, as before.
 """
 
 from __future__ import annotations
