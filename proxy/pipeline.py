@@ -156,8 +156,7 @@ def render_animation(
     geometry = plan_geometry(*declared, params)
     plan = Plan(geometry, info.orientation, output, params.background, info.profile, declared)
     check_output(plan.geometry, limits, info.frames, params)
-    with open(path, "rb") as file:
-        data = np.frombuffer(file.read(), np.uint8)
+    data = np.frombuffer(_read(path), np.uint8)
     try:
         ok, animation = cv2.imdecodeanimation(data, 0, limits.max_animation_frames + 1)
     except (cv2.error, MemoryError):
@@ -213,8 +212,7 @@ def decode_frame(path: str, info: SourceInfo, frame: int) -> Image:
     """Frame ``frame`` of an animation (0-based), composed as a viewer shows it, as a still."""
     if frame >= info.frames:
         raise InvalidParameter("frame", f"the original has {info.frames} frame{'s' * (info.frames > 1)}")
-    with open(path, "rb") as file:
-        data = np.frombuffer(file.read(), np.uint8)
+    data = np.frombuffer(_read(path), np.uint8)
     try:
         ok, animation = cv2.imdecodeanimation(data, frame, 1)
     except (cv2.error, MemoryError):
@@ -343,8 +341,7 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
     try:
         image = _decode_faster(path, info, reduction)  # None: OpenCV's turn, as for every other file
         if image is None and info.format == "jpeg":  # shrink-on-decode ran 1-1.5 ms (~5%) faster from memory
-            with open(path, "rb") as file:
-                data = file.read()
+            data = _read(path)
             if not data.endswith(b"\xff\xd9"):  # truncated: end it as libjpeg's file reader would,
                 data += b"\xff\xd9"  # so that what decodes is served, as from a file
             image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
@@ -368,8 +365,8 @@ def _decode_faster(path: str, info: SourceInfo, reduction: int) -> Image | None:
     they refuse it (a one-frame animated WebP, say), and OpenCV, the fallback for all, decodes it."""
     if _inflates_faster(info):
         return _decode_png(path)
-    if info.format == "webp" and info.frames == 1 and libwebp.AVAILABLE:
-        return decode_webp(path, info, reduction)
+    if _scales_webp(info):
+        return _decode_webp(path, info, reduction)
     return None
 
 
@@ -381,11 +378,19 @@ def _inflates_faster(info: SourceInfo) -> bool:
     return info.format == "png" and info.depth == 8 and info.channels in (3, 4) and not info.interlaced
 
 
-def _decode_png(path: str) -> Image | None:
+def _scales_webp(info: SourceInfo) -> bool:
+    """WebP stills, which libwebp.py decodes (scaled, when asked); animations stay with OpenCV."""
+    return info.format == "webp" and info.frames == 1 and libwebp.AVAILABLE
+
+
+def _read(path: str) -> bytes:
     with open(path, "rb") as file:
-        data = file.read()
+        return file.read()
+
+
+def _decode_png(path: str) -> Image | None:
     try:
-        image = imagecodecs.png_decode(data)
+        image = imagecodecs.png_decode(_read(path))
     except ValueError:  # not the colour layout it was declared to be
         return None
     if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -394,14 +399,12 @@ def _decode_png(path: str) -> Image | None:
     return converted
 
 
-def decode_webp(path: str, info: SourceInfo, reduction: int) -> Image | None:
+def _decode_webp(path: str, info: SourceInfo, reduction: int) -> Image | None:
     """A still WebP through libwebp.py, with a reduction scaled while decoding to the size libjpeg
     would give for the same one (rounded up), so that the steps treat both alike."""
-    with open(path, "rb") as file:
-        data = file.read()
     if reduction > 1 and info.width and info.height:
-        return libwebp.decode(data, (-(-info.width // reduction), -(-info.height // reduction)))
-    return libwebp.decode(data)
+        return libwebp.decode(_read(path), (-(-info.width // reduction), -(-info.height // reduction)))
+    return libwebp.decode(_read(path))
 
 
 def _decode_cmyk(path: str, info: SourceInfo, reduction: int) -> Image:
@@ -448,7 +451,8 @@ def encode(image: Image, output: Format, quality: int, webp_effort: int = WEBP_E
         if output.name == "avif" and image.ndim == 3 and image.shape[2] == 3:
             return _avif(image, quality)
         if output.name == "jxl":
-            # libjxl on OpenCV's thread count: the same bytes, 0.8 of the time at 400 px, 0.56 at 1600
+            # libjxl on OpenCV's thread count: the same bytes, 0.8 of the time at 400 px, 0.56-0.85 at
+            # 1600 (bench/formats.py, two runs)
             return bytes(
                 imagecodecs.jpegxl_encode(
                     _rgb_order(image), level=quality, effort=JXL_EFFORT, numthreads=cv2.getNumThreads()
@@ -470,9 +474,9 @@ def encode(image: Image, output: Format, quality: int, webp_effort: int = WEBP_E
 
 def _avif(image: Image, quality: int) -> bytes:
     """A colour AVIF as OpenCV writes one (libavif at AVIF_SPEED, 4:2:0, tagged sRGB with BT.601
-    coefficients, full range) but with libaom's threads, which OpenCV's writer leaves at one: 0.63
-    of the time at 400 px, 0.84 at 800 and 1600, bytes within 0.1% and the same PSNR
-    (bench/formats.py). Grey and alpha stay with OpenCV, whose bytes imagecodecs does not match."""
+    coefficients, full range) but with libaom's threads, which OpenCV's writer leaves at one:
+    0.62-0.68 of the time at 400 and 1600 px, bytes within 0.1% and the same PSNR
+    (bench/formats.py, two runs). Grey and alpha stay with OpenCV, whose bytes imagecodecs does not match."""
     return bytes(
         imagecodecs.avif_encode(
             _rgb_order(image),
@@ -666,7 +670,7 @@ def _orient_size(width: int, height: int, info: SourceInfo) -> tuple[int, int]:
 def shrink_factor(info: SourceInfo, source: tuple[int, int], geometry: Geometry) -> int:
     """How many times smaller the decoder can hand the original over, still leaving at least
     ``geometry.size``: libjpeg scales by 1/2, 1/4 or 1/8 (its DCT), libwebp still images by any
-    whole factor (decode_webp), keeping twice the size. Other formats decode whole: 1.
+    whole factor (_decode_webp), keeping twice the size. Other formats decode whole: 1.
 
     The margin: libwebp's rescaler is an area average, but one to just over the size leaves the
     area-averaging resize a few percent to take off, which blurs: a 3000 px WebP to 400 px
@@ -675,7 +679,7 @@ def shrink_factor(info: SourceInfo, source: tuple[int, int], geometry: Geometry)
     if info.format == "jpeg":
         factors: Iterable[int] = (8, 4, 2)
         margin = 1
-    elif info.format == "webp" and info.frames == 1 and libwebp.AVAILABLE:
+    elif _scales_webp(info):
         width, height = geometry.region[2:] if geometry.region else source
         factors = range(min(width // geometry.size[0], height // geometry.size[1]) // 2 + 1, 1, -1)
         margin = 2

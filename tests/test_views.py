@@ -11,8 +11,10 @@ from flask.testing import FlaskClient
 from PIL import Image as PILImage
 
 from proxy import create_app
+from proxy.cache import kind_key
 from proxy.formats import FORMATS
 from proxy.settings import Settings
+from proxy.sources.files import FileStore
 
 from .images import decode
 
@@ -295,11 +297,14 @@ def test_one_variant_per_format_produced_however_it_was_asked_for(
     assert numbers["entries"] == 1 and numbers["renders"] == 1
 
 
-def test_a_non_image_is_refused_before_any_render(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
-    """Its kind is remembered like an image's: the second request reads no header either."""
+def test_a_non_image_is_refused_before_any_render(client: FlaskClient, app, image_root: Path) -> None:  # type: ignore[no-untyped-def]
+    """Its kind is remembered like an image's, refusal and all: the second request reads no header."""
+    cache = app.extensions["proxy"].cache
     for _ in range(2):
         assert_json_error(client.get("/image/text.jpg?w=10"), 415)
-    assert app.extensions["proxy"].cache.stats()["renders"] == 0
+    assert cache.stats()["renders"] == 0
+    remembered = cache.get_value(kind_key(FileStore(image_root).resolve("text.jpg")))
+    assert isinstance(remembered, str) and remembered.startswith("!")  # the refusal, shared by workers
 
 
 def test_a_304_does_not_touch_the_cache(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
