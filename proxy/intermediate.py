@@ -37,6 +37,7 @@ from .pipeline import (
     plan_geometry,
     render,
     shrink_factor,
+    swap_red_blue,
     to_8bit_array,
     upright,
 )
@@ -99,9 +100,11 @@ def build(path: str, limits: Limits = DEFAULT_LIMITS, info: SourceInfo | None = 
     scale = SIDE / max(declared)
     size = (max(1, round(declared[0] * scale)), max(1, round(declared[1] * scale)))
     reduction = shrink_factor(info, declared, Geometry(size))
-    image = upright(to_8bit_array(decode(path, info, reduction)), info.orientation)
+    image, rgb = decode(path, info, reduction)
+    image = upright(to_8bit_array(image), info.orientation)
     limits.check_deadline()
-    reduced = to_srgb(cv2.resize(image, size, interpolation=cv2.INTER_AREA), info.profile)
+    reduced = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    reduced = to_srgb(swap_red_blue(reduced) if rgb else reduced, info.profile)
     return Intermediate(reduced, declared)  # in sRGB already: renders from it need no profile
 
 

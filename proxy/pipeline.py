@@ -17,7 +17,7 @@ import math
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import imagecodecs
@@ -40,7 +40,7 @@ RGBA = tuple[int, int, int, int]
 DEFAULT_LIMITS = Limits()
 
 # Bump whenever the bytes produced for the same request change, so caches miss.
-PIPELINE_VERSION = "9"
+PIPELINE_VERSION = "10"
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -74,6 +74,16 @@ class Plan:
     background: RGBA
     profile: bytes | None = None  # the original's ICC profile, when its pixels are not yet sRGB
     source: tuple[int, int] = (0, 0)  # the original's oriented (width, height), which ``region`` is in
+    rgb: bool = False  # the decoded channels are in RGB(A) order, until the ``bgr`` step
+
+
+class Decoded(NamedTuple):
+    """A decoder's pixels, and whether their channels are in RGB(A) order, as imagecodecs hands
+    them over. They stay so through ``cut`` and ``resize``, which do not care, and the ``bgr`` step
+    swaps them for OpenCV once the image is small: for a 6 MP 16-bit PNG, a 36 MB pass saved."""
+
+    image: Image
+    rgb: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,11 +114,11 @@ def render(
         geometry = plan_geometry(*declared, params)
         check_output(geometry, limits, params=params)
         reduction = shrink_factor(info, declared, geometry)
-    image = decode(path, info, reduction) if not params.frame else decode_frame(path, info, params.frame)
+    image, rgb = decode(path, info, reduction) if not params.frame else decode_frame(path, info, params.frame)
     limits.check_deadline()
     height, width = image.shape[:2]
     source_size = declared if reduction > 1 and declared else _orient_size(width, height, info)
-    return finish(image, source_size, info.orientation, params, output, limits, info.profile)
+    return finish(image, source_size, info.orientation, params, output, limits, info.profile, rgb)
 
 
 def finish(
@@ -119,6 +129,7 @@ def finish(
     output: Format,
     limits: Limits = DEFAULT_LIMITS,
     profile: bytes | None = None,
+    rgb: bool = False,
 ) -> Rendered:
     """Plan on the original's oriented size, run STEPS on ``image`` and encode.
 
@@ -132,6 +143,7 @@ def finish(
         background=params.background,
         profile=profile,
         source=source_size,
+        rgb=rgb,
     )
     check_output(plan.geometry, limits, params=params)
     for step in STEPS:
@@ -208,7 +220,7 @@ def with_avif_plays(data: bytes, plays: int) -> bytes:
     return bytes(patched)
 
 
-def decode_frame(path: str, info: SourceInfo, frame: int) -> Image:
+def decode_frame(path: str, info: SourceInfo, frame: int) -> Decoded:
     """Frame ``frame`` of an animation (0-based), composed as a viewer shows it, as a still."""
     if frame >= info.frames:
         raise InvalidParameter("frame", f"the original has {info.frames} frame{'s' * (info.frames > 1)}")
@@ -220,7 +232,7 @@ def decode_frame(path: str, info: SourceInfo, frame: int) -> Image:
     if not ok or not animation.frames:
         raise UnsupportedImage(f"could not decode frame {frame} of the {info.format.upper()} source")
     image: Image = animation.frames[0]
-    return image if has_alpha(image) else image[..., :3]
+    return Decoded(image if has_alpha(image) else image[..., :3])
 
 
 def check_source(info: SourceInfo, limits: Limits) -> None:
@@ -317,8 +329,9 @@ def _region(
     return rect
 
 
-def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
-    """Read the file with OpenCV; orientation is left to the ``orient`` step."""
+def decode(path: str, info: SourceInfo, reduction: int = 1) -> Decoded:
+    """Read the file with OpenCV, or a second library where it is faster; orientation is left to
+    the ``orient`` step."""
     if info.format == "jpeg":
         gray = info.channels == 1
         base = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
@@ -337,9 +350,11 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
     else:
         flags = cv2.IMREAD_UNCHANGED  # keeps alpha and 16 bits
     if info.format == "jpeg" and info.channels == 4:
-        return _decode_cmyk(path, info, reduction)
+        return Decoded(_decode_cmyk(path, info, reduction))
+    rgb = _inflates_faster(info)
     try:
         image = _decode_faster(path, info, reduction)  # None: OpenCV's turn, as for every other file
+        rgb = rgb and image is not None
         if image is None and info.format == "jpeg":  # shrink-on-decode ran 1-1.5 ms (~5%) faster from memory
             data = _read(path)
             if not data.endswith(b"\xff\xd9"):  # truncated: end it as libjpeg's file reader would,
@@ -357,7 +372,7 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Image:
         image = np.dstack((image[..., 0], image[..., 0], image[..., 0], image[..., 1]))
     if image.ndim == 3 and image.shape[2] == 4 and not has_alpha(image):
         image = image[..., :3]
-    return image
+    return Decoded(image, rgb)
 
 
 def _decode_faster(path: str, info: SourceInfo, reduction: int) -> Image | None:
@@ -371,11 +386,12 @@ def _decode_faster(path: str, info: SourceInfo, reduction: int) -> Image | None:
 
 
 def _inflates_faster(info: SourceInfo) -> bool:
-    """8-bit colour PNGs (RGB, RGBA, palette; not interlaced): imagecodecs' libpng inflates with
-    zlib-ng, OpenCV's with the system zlib. The 6 MP RGBA decode took 0.72-0.85 of the time in
-    three runs, the same pixels (bench/codecs.py). Grey, grey + alpha and 16-bit gain nothing or decode
-    otherwise, and interlaced files make that libpng warn on stderr: those stay with OpenCV."""
-    return info.format == "png" and info.depth == 8 and info.channels in (3, 4) and not info.interlaced
+    """Colour PNGs (RGB, RGBA, palette; 8 or 16 bits; not interlaced): imagecodecs' libpng inflates
+    with zlib-ng, OpenCV's with the system zlib. The 6 MP RGBA decode took 0.72-0.85 of the time in
+    three runs, the same pixels (bench/codecs.py); 16 bits, kept until after the resize, 0.92-0.97.
+    They come in RGB order (``Decoded``). Grey and grey + alpha gain nothing, and interlaced files
+    make that libpng warn on stderr: those stay with OpenCV."""
+    return info.format == "png" and info.depth in (8, 16) and info.channels in (3, 4) and not info.interlaced
 
 
 def _scales_webp(info: SourceInfo) -> bool:
@@ -395,8 +411,7 @@ def _decode_png(path: str) -> Image | None:
         return None
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         return None
-    converted: Image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    return converted
+    return image  # RGB(A): swapped after the resize
 
 
 def _decode_webp(path: str, info: SourceInfo, reduction: int) -> Image | None:
@@ -455,14 +470,13 @@ def encode(image: Image, output: Format, quality: int, webp_effort: int = WEBP_E
             # 1600 (bench/formats.py, two runs)
             return bytes(
                 imagecodecs.jpegxl_encode(
-                    _rgb_order(image), level=quality, effort=JXL_EFFORT, numthreads=cv2.getNumThreads()
+                    swap_red_blue(image), level=quality, effort=JXL_EFFORT, numthreads=cv2.getNumThreads()
                 )
             )
         if output.name == "webp" and webp_effort != WEBP_EFFORT:
             colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)  # libwebp: colour
-            return bytes(
-                imagecodecs.webp_encode(_rgb_order(colour), level=quality, lossless=False, method=webp_effort)
-            )
+            rgb = swap_red_blue(colour)
+            return bytes(imagecodecs.webp_encode(rgb, level=quality, lossless=False, method=webp_effort))
         ok, buffer = cv2.imencode(output.extension, image, output.encoder_flags(quality))
     except (cv2.error, imagecodecs.AvifError, imagecodecs.JpegxlError, imagecodecs.WebpError, ValueError):
         ok = False
@@ -479,7 +493,7 @@ def _avif(image: Image, quality: int) -> bytes:
     (bench/formats.py, two runs). Grey and alpha stay with OpenCV, whose bytes imagecodecs does not match."""
     return bytes(
         imagecodecs.avif_encode(
-            _rgb_order(image),
+            swap_red_blue(image),
             level=quality,
             speed=AVIF_SPEED,
             numthreads=cv2.getNumThreads(),  # as many as OpenCV's own steps use
@@ -491,8 +505,8 @@ def _avif(image: Image, quality: int) -> bytes:
     )
 
 
-def _rgb_order(image: Image) -> Image:
-    """imagecodecs takes RGB(A); the pipeline's arrays are BGR(A), as OpenCV's; grey stays grey."""
+def swap_red_blue(image: Image) -> Image:
+    """BGR(A) <-> RGB(A): OpenCV's order, which the steps use, and imagecodecs'; grey stays grey."""
     if image.ndim == 2:
         return image
     converted: Image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
@@ -522,6 +536,11 @@ _ORIENT: dict[int, Callable[[Image], Image]] = {
     7: lambda im: cv2.flip(cv2.transpose(im), -1),
     8: lambda im: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE),
 }
+
+
+def bgr(image: Image, plan: Plan) -> Image:
+    """OpenCV's channel order, from the decoder's RGB once the image is small (``Decoded``)."""
+    return swap_red_blue(image) if plan.rgb else image
 
 
 def orient(image: Image, plan: Plan) -> Image:
@@ -641,6 +660,7 @@ def pad(image: Image, plan: Plan) -> Image:
 STEPS: tuple[Callable[[Image, Plan], Image], ...] = (
     cut,
     resize,
+    bgr,
     orient,
     crop,
     colour,

@@ -130,6 +130,26 @@ def test_16_bit_becomes_correct_8_bit(tmp_path: Path) -> None:
     assert tuple(out[10, 25]) == (255, 0, 60)
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16_bit_colour_is_resized_before_it_is_rounded(tmp_path: Path, channels: int) -> None:
+    """16-bit RGB(A) is averaged at 16 bits and rounded once, in OpenCV's channel order: the exact
+    result, where rounding first would be a level off wherever the low bytes add up."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 65536, (240, 360, channels), dtype=np.uint16)
+    if channels == 4:
+        image[..., 3] = 65535 - np.arange(360, dtype=np.uint16) * 90  # a gradient of alpha
+    path = write(tmp_path, "deep.png", encode(image, ".png"))
+    out = decode(render(path, ImageParams(width=90), "png").data)
+    expected = cv2.convertScaleAbs(
+        cv2.resize(image, (90, 60), interpolation=cv2.INTER_AREA), alpha=255 / 65535
+    )
+    rounded_first = cv2.resize(
+        cv2.convertScaleAbs(image, alpha=255 / 65535), (90, 60), interpolation=cv2.INTER_AREA
+    )
+    assert not np.array_equal(rounded_first, expected)  # the sample tells the two apart
+    assert out.shape == expected.shape and np.array_equal(out, expected)
+
+
 def test_16_bit_grayscale_with_resize(tmp_path: Path) -> None:
     ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (64, 1))
     path = write(tmp_path, "ramp16.png", encode(ramp, ".png"))
@@ -182,7 +202,7 @@ def test_exif_orientation_is_applied(tmp_path: Path, orientation: int) -> None:
 
 
 def test_16_bit_png_is_oriented_once(tmp_path: Path) -> None:
-    """An opaque 16-bit PNG decodes straight to 8 bits; its eXIf orientation is still ours to apply."""
+    """A 16-bit PNG's eXIf orientation is ours to apply, after the resize and the channel swap."""
     stored = quadrants(120, 80).astype(np.uint16) * 257
     exif = exif_orientation_segment(6)[4 + 6 :]
     path = write(tmp_path, "o16.png", with_chunk(encode(stored, ".png"), b"eXIf", exif))
@@ -443,22 +463,34 @@ PNGSUITE = Path(__file__).parent / "data" / "pngsuite"
 
 @pytest.mark.parametrize(
     ("name", "interlaced"),
-    [("rgb", False), ("rgba", False), ("basi2c08.png", True), ("basi6a08.png", True)],
+    [
+        ("rgb", False),
+        ("rgba", False),
+        ("rgb16", False),
+        ("rgba16", False),
+        ("basi2c08.png", True),
+        ("basi6a08.png", True),
+    ],
 )
 def test_colour_pngs_decode_to_the_pixels_opencv_gives(tmp_path: Path, name: str, interlaced: bool) -> None:
-    """8-bit RGB and RGBA PNGs go through imagecodecs' libpng (zlib-ng); interlaced ones stay
-    with OpenCV. Either way the pixels, channel order and alpha are OpenCV's own."""
+    """8 and 16-bit RGB and RGBA PNGs go through imagecodecs' libpng (zlib-ng), handed over in RGB
+    order for the ``bgr`` step to swap; interlaced ones stay with OpenCV. Either way, once in
+    OpenCV's order, the pixels, depth and alpha are OpenCV's own."""
     path = tmp_path / "a.png"
     if interlaced:
         path.write_bytes((PNGSUITE / name).read_bytes())
     else:
         alpha = np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1))
-        path.write_bytes(
-            encode(np.dstack((photo(300, 200), alpha)) if name == "rgba" else photo(300, 200), ".png")
-        )
+        pixels = np.dstack((photo(300, 200), alpha)) if name.startswith("rgba") else photo(300, 200)
+        if name.endswith("16"):  # every 16-bit value apart from v * 257, so a lost low byte shows
+            pixels = pixels.astype(np.uint16) * 257 + np.arange(300, dtype=np.uint16)[:, None] % 7
+        path.write_bytes(encode(pixels, ".png"))
     info = probe(str(path))
     assert info.interlaced is interlaced and pipeline._inflates_faster(info) is not interlaced
-    assert np.array_equal(pipeline.decode(str(path), info), cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+    decoded = pipeline.decode(str(path), info)
+    assert decoded.rgb is not interlaced
+    in_bgr = pipeline.swap_red_blue(decoded.image) if decoded.rgb else decoded.image
+    assert np.array_equal(in_bgr, cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])  # truncated: refused, as OpenCV refuses it
     with pytest.raises(UnsupportedImage):
@@ -488,7 +520,7 @@ def test_webp_stills_shrink_by_any_whole_factor_to_twice_the_size_animations_not
 def test_a_scaled_webp_decode_is_the_area_average_of_the_full_one(tmp_path: Path, quality: int) -> None:
     path = write(tmp_path, "p.webp", encode(photo(1800, 1200), ".webp", cv2.IMWRITE_WEBP_QUALITY, quality))
     info = probe(path)
-    scaled = pipeline.decode(path, info, 4)
+    scaled = pipeline.decode(path, info, 4).image
     assert scaled.shape == (300, 450, 3)
     full = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     assert cv2.PSNR(scaled, cv2.resize(full, (450, 300), interpolation=cv2.INTER_AREA)) > 40
