@@ -4,8 +4,9 @@
 
 For each PNG kind of the transform corpus (and its WebP), the median time to decode the whole
 file to pixels with OpenCV (``imread``, as the pipeline did), with imagecodecs (libpng built
-with zlib-ng; the pipeline's choice for 8-bit colour PNGs), and with libvips (a full decode
-into memory), interleaved in one run. For WebP, the scaled decodes for a 400 px result are shown
+with zlib-ng; the pipeline's choice for colour PNGs, 16-bit ones kept at 16 bits, against
+OpenCV's decode to 8 bits that it replaced), and with libvips (a full decode into memory),
+interleaved in one run. For WebP, the scaled decodes for a 400 px result are shown
 too: libvips' (``thumbnail``, which asks libwebp to scale) and ours (proxy/libwebp.py, libwebp
 scaling by the whole factor the pipeline picks, 3 here), against OpenCV's whole decode with the
 area-averaging resize it needed after.

@@ -342,19 +342,19 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Decoded:
         and info.channels in (1, 3)
         and not converts(info.profile, info.channels == 1)
     ):
-        # Opaque 16-bit: libpng scales to 8 bits while decoding (rounding, as to_8bit does),
-        # 13% sooner than decoding 16 bits, and every later step then runs on a third less.
-        # Not when a profile is to be applied: that starts from all 16 bits.
+        # Opaque 16-bit that imagecodecs does not take (grey, interlaced): libpng scales to 8 bits
+        # while decoding (rounding, as to_8bit does), 13% sooner than decoding 16 bits, and every
+        # later step then runs on a third less. Not when a profile is to be applied: that starts
+        # from all 16 bits.
         base = cv2.IMREAD_GRAYSCALE if info.channels == 1 else cv2.IMREAD_COLOR
         flags = base | cv2.IMREAD_IGNORE_ORIENTATION
     else:
         flags = cv2.IMREAD_UNCHANGED  # keeps alpha and 16 bits
     if info.format == "jpeg" and info.channels == 4:
         return Decoded(_decode_cmyk(path, info, reduction))
-    rgb = _inflates_faster(info)
     try:
-        image = _decode_faster(path, info, reduction)  # None: OpenCV's turn, as for every other file
-        rgb = rgb and image is not None
+        faster = _decode_faster(path, info, reduction)  # None: OpenCV's turn, as for every other file
+        image, rgb = faster if faster is not None else (None, False)
         if image is None and info.format == "jpeg":  # shrink-on-decode ran 1-1.5 ms (~5%) faster from memory
             data = _read(path)
             if not data.endswith(b"\xff\xd9"):  # truncated: end it as libjpeg's file reader would,
@@ -375,14 +375,16 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Decoded:
     return Decoded(image, rgb)
 
 
-def _decode_faster(path: str, info: SourceInfo, reduction: int) -> Image | None:
+def _decode_faster(path: str, info: SourceInfo, reduction: int) -> Decoded | None:
     """The second libraries, where they beat OpenCV's decoders; None when the file is not theirs or
     they refuse it (a one-frame animated WebP, say), and OpenCV, the fallback for all, decodes it."""
     if _inflates_faster(info):
-        return _decode_png(path)
-    if _scales_webp(info):
-        return _decode_webp(path, info, reduction)
-    return None
+        image, rgb = _decode_png(path), True  # imagecodecs' order
+    elif _scales_webp(info):
+        image, rgb = _decode_webp(path, info, reduction), False
+    else:
+        return None
+    return Decoded(image, rgb) if image is not None else None
 
 
 def _inflates_faster(info: SourceInfo) -> bool:
@@ -411,7 +413,7 @@ def _decode_png(path: str) -> Image | None:
         return None
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         return None
-    return image  # RGB(A): swapped after the resize
+    return image
 
 
 def _decode_webp(path: str, info: SourceInfo, reduction: int) -> Image | None:
