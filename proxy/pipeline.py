@@ -353,8 +353,8 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Decoded:
     if info.format == "jpeg" and info.channels == 4:
         return Decoded(_decode_cmyk(path, info, reduction))
     try:
-        faster = _decode_faster(path, info, reduction)  # None: OpenCV's turn, as for every other file
-        image, rgb = faster if faster is not None else (None, False)
+        # None: OpenCV's turn, as for every other file
+        image, rgb = _decode_faster(path, info, reduction) or (None, False)
         if image is None and info.format == "jpeg":  # shrink-on-decode ran 1-1.5 ms (~5%) faster from memory
             data = _read(path)
             if not data.endswith(b"\xff\xd9"):  # truncated: end it as libjpeg's file reader would,

@@ -71,13 +71,13 @@ async function update() {
     const saved = 100 - (100 * blob.size) / original.bytes;
     $("result-info").textContent =
       `${preview.naturalWidth}×${preview.naturalHeight}, ${kilobytes(blob.size)} (${saved.toFixed(0)}% smaller)`;
-    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
   };
   preview.onerror = () => {  // served fine, but not every browser shows every format (JPEG XL)
     $("result-info").textContent =
       `${kilobytes(blob.size)} of ${image.headers.get("Content-Type")}, which this browser cannot display`;
   };
   preview.src = URL.createObjectURL(blob);
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);  // replaced, whether the new one shows or not
 }
 
 let timer = null;
