@@ -86,8 +86,9 @@ class Origin:
 
     def render(self, store: SourceStore, source: Source, params: ImageParams, target: str) -> Rendered:
         """Run the pipeline in a transform slot, under the deadline, through a reduced copy of
-        the original when that pays (intermediate.py)."""
-        with self.gate.slot(), IN_FLIGHT.track_inprogress(), store.local(source) as path:
+        the original when that pays (intermediate.py). The original is local before the slot is
+        taken: a remote one fetched again must not hold a slot while its upstream is slow."""
+        with store.local(source) as path, self.gate.slot(), IN_FLIGHT.track_inprogress():
             started = time.monotonic()
             info = probe(path)  # read once: the pipeline plans with it, the histograms count it
             limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)

@@ -392,16 +392,17 @@ class VariantCache:
         return self._guard(store, False)
 
     @contextmanager
-    def lock(self, key: str) -> Iterator[bool]:
+    def lock(self, key: str, timeout: float | None = None) -> Iterator[bool]:
         """Hold the variant's lock across workers; yields True if another worker held it first.
 
         The lock records its holder's pid, and a waiter breaks it as soon as that process is
         gone (a worker killed mid-render). It also expires after ``lock_timeout``, after which a
-        waiter goes on without it rather than hang. Waiters poll with ``in``, which neither
-        touches LRU order nor counts as a miss.
+        waiter goes on without it rather than hang; ``timeout`` waits less (0: not at all, so
+        True then means "not held"). Waiters poll with ``in``, which neither touches LRU order
+        nor counts as a miss.
         """
         name = LOCK_PREFIX + key
-        deadline = time.monotonic() + self.lock_timeout
+        deadline = time.monotonic() + (self.lock_timeout if timeout is None else timeout)
         owned = self._acquire(name)
         waited = not owned
         delay = 0.002

@@ -10,9 +10,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,6 +31,17 @@ def http_request(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         connection.close()
+
+
+def eventually(attempt: Callable[[], T], done: Callable[[T], bool], within: float = 5.0) -> T:
+    """``attempt()`` again until ``done`` says yes (its answer) or ``within`` seconds pass (its
+    last answer, for the caller's assertion to show): for what happens off the request path."""
+    deadline = time.monotonic() + within
+    answer = attempt()
+    while not done(answer) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        answer = attempt()
+    return answer
 
 
 def free_port() -> int:

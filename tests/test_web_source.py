@@ -21,6 +21,7 @@ from proxy.signing import sign
 from proxy.sources.guard import checked_address, is_public
 
 from .images import decode, encode, photo, quadrants
+from .server import eventually
 from .upstreams import WebOriginals, web_originals
 
 
@@ -68,13 +69,18 @@ def test_a_changed_original_is_seen_after_the_ttl_by_a_conditional_get(
     client = mounted(settings, upstream, source_ttl=0.3)
     first = client.get("/image/web/photo.jpg?w=60&fmt=png")
     time.sleep(0.4)
-    again = client.get("/image/web/photo.jpg?w=60&fmt=png")
+    again = client.get("/image/web/photo.jpg?w=60&fmt=png")  # stale: answered, revalidated behind it
     assert again.headers["ETag"] == first.headers["ETag"] and again.headers["X-Cache"] == "HIT"
+    eventually(lambda: upstream.not_modified["/img/photo.jpg"], lambda count: count == 1)
     assert upstream.gets["/img/photo.jpg"] == 2  # revalidated, answered 304: not downloaded again
+    assert upstream.not_modified["/img/photo.jpg"] == 1
     upstream.files["photo.jpg"] = encode(quadrants(600, 400), ".png")
     assert client.get("/image/web/photo.jpg?w=60&fmt=png").headers["ETag"] == first.headers["ETag"]
     time.sleep(0.4)
-    changed = client.get("/image/web/photo.jpg?w=60&fmt=png")
+    changed = eventually(
+        lambda: client.get("/image/web/photo.jpg?w=60&fmt=png"),
+        lambda answer: answer.headers["ETag"] != first.headers["ETag"],
+    )
     assert changed.headers["ETag"] != first.headers["ETag"]
     assert tuple(decode(changed.data)[5, 5]) == (0, 0, 255)  # the quadrants' red corner
 

@@ -17,7 +17,10 @@ from moto.server import ThreadedMotoServer
 class WebOriginals(ThreadingHTTPServer):
     """Serves ``files`` under /img/ with ETags and 304s, counts GETs per path, and misbehaves
     on request: /redirect/<n>/<path> (n hops), /away/<host:port>/<path> (a redirect to another
-    host), /slow/<path>, /lying/<path> (a short body), /endless/<path>, /fail/<path> (500)."""
+    host), /slow/<path>, /lying/<path> (a short body), /endless/<path>, /fail/<path> (500),
+    /hang/<path> (no status line, ever), /trickle/<path> (``trickle`` bytes a second),
+    /half/<path> (declares and sends the first half: a truncated file, honestly framed),
+    /dated/<path> (Last-Modified and If-Modified-Since, no ETag)."""
 
     daemon_threads = True
 
@@ -25,9 +28,14 @@ class WebOriginals(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.files: dict[str, bytes] = {}
         self.gets: Counter[str] = Counter()
+        self.not_modified: Counter[str] = Counter()  # 304s answered, per path
         self.delay = 2.0
+        self.trickle = 1024
         self.broken = False  # answer everything with 503
+        self.hanging = False  # answer nothing at all
+        self.released = threading.Event()  # set to let hanging requests go (they then close)
         self.hosts: list[str] = []  # the Host header of every request
+        self.modified = "Wed, 01 Jan 2025 00:00:00 GMT"  # /dated/'s Last-Modified
 
     @property
     def base(self) -> str:
@@ -46,6 +54,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.broken:
             return self._answer(503, b"down for maintenance")
         kind, _, rest = self.path.lstrip("/").partition("/")
+        if self.server.hanging or kind == "hang":
+            self.server.released.wait(60)
+            self.close_connection = True
+            return None
         if kind == "redirect":
             hops, _, path = rest.partition("/")
             target = f"/img/{path}" if hops == "0" else f"/redirect/{int(hops) - 1}/{path}"
@@ -60,8 +72,16 @@ class _Handler(BaseHTTPRequestHandler):
         data = self.server.files.get(rest)
         if data is None:
             return self._answer(404, b"not here")
+        if kind == "dated":
+            if self.headers.get("If-Modified-Since") == self.server.modified:
+                self.server.not_modified[self.path] += 1
+                return self._answer(304, b"", {"Last-Modified": self.server.modified})
+            return self._answer(200, data, {"Last-Modified": self.server.modified})
+        if kind == "half":
+            return self._answer(200, data[: len(data) // 2], {"Content-Type": "image/jpeg"})
         etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
         if self.headers.get("If-None-Match") == etag:
+            self.server.not_modified[self.path] += 1
             return self._answer(304, b"", {"ETag": etag})
         if kind == "lying":  # declares more than it sends, then hangs up
             self.send_response(200)
@@ -69,6 +89,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
             self.close_connection = True
+            return None
+        if kind == "trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for start in range(0, len(data), 64):
+                    self.wfile.write(data[start : start + 64])
+                    self.wfile.flush()
+                    time.sleep(64 / self.server.trickle)
+            except OSError:
+                pass
             return None
         if kind == "endless":
             self.send_response(200)
@@ -97,6 +129,7 @@ def web_originals() -> Iterator[WebOriginals]:
     try:
         yield server
     finally:
+        server.released.set()
         server.shutdown()
         server.server_close()
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+from urllib3.exceptions import HTTPError, TimeoutError
 
 from ..errors import SourceTooLarge
 from .remote import Fetched, Missing, UpstreamError
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # at most this much per read; a read returns what has arrived (read1)
 
 
 class S3Upstream:
@@ -31,17 +33,23 @@ class S3Upstream:
         self._pid = 0
         self._lock = threading.Lock()
 
-    def fetch(self, key: str, etag: str | None, limit: int) -> Fetched | None:
-        deadline = time.monotonic() + self._timeout
+    def fetch(
+        self, key: str, etag: str | None, modified: datetime | None, limit: int, deadline: float
+    ) -> Fetched | None:
         request = {"Bucket": self.bucket, "Key": self.prefix + key}
         if etag is not None:
             request["IfNoneMatch"] = f'"{etag}"'
+        elif modified is not None:
+            request["IfModifiedSince"] = modified  # type: ignore[assignment]
         try:
             response = self._s3().get_object(**request)
-            if response.get("ContentLength", 0) > limit:
+            declared = response.get("ContentLength")
+            if declared is not None and declared > limit:
                 response["Body"].close()
                 raise _too_large(limit)
             data = _read(response["Body"], limit, deadline)
+            if declared is not None and len(data) != declared:
+                raise UpstreamError(f"{self.name}{key}: {len(data)} bytes of a declared {declared}")
         except ClientError as error:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 304:
@@ -50,9 +58,9 @@ class S3Upstream:
                 raise Missing() from None
             code = error.response.get("Error", {}).get("Code")
             raise UpstreamError(f"{self.name}: {status} {code}") from None
-        except (ConnectTimeoutError, ReadTimeoutError) as error:
+        except (ConnectTimeoutError, ReadTimeoutError, TimeoutError) as error:  # botocore's, urllib3's
             raise UpstreamError(f"{self.name}: {error}", timeout=True) from None
-        except BotoCoreError as error:  # connection refused, DNS, malformed answers
+        except (BotoCoreError, HTTPError) as error:  # refused, DNS, malformed or short answers
             raise UpstreamError(f"{self.name}: {error}") from None
         return Fetched(data, response.get("ETag", "").strip('"') or None, response.get("LastModified"))
 
@@ -63,7 +71,9 @@ class S3Upstream:
                     config = Config(
                         connect_timeout=self._timeout,
                         read_timeout=self._timeout,
-                        retries={"max_attempts": 1},  # a failing upstream is answered, not retried
+                        # One attempt: a failing upstream is answered (and remembered), not retried,
+                        # which would double the wait ("max_attempts" counts retries, not attempts).
+                        retries={"total_max_attempts": 1, "mode": "standard"},
                     )
                     self._client = boto3.session.Session().client("s3", config=config)
                     self._pid = os.getpid()
@@ -71,11 +81,17 @@ class S3Upstream:
 
 
 def _read(body: Any, limit: int, deadline: float) -> bytes:
-    """The body, at most ``limit`` bytes, within the fetch's deadline."""
+    """The body, at most ``limit`` bytes, cut at ``deadline`` however slowly it trickles.
+
+    botocore's ``StreamingBody.read(n)`` returns only once ``n`` bytes have come, so a trickle
+    would hold it far past the deadline; its urllib3 response's ``read1`` returns what has
+    arrived, and the deadline is checked after every read."""
+    stream: Any = getattr(body, "_raw_stream", body)
+    read = stream.read1 if hasattr(stream, "read1") else body.read
     chunks: list[bytes] = []
     size = 0
     with body:
-        while chunk := body.read(CHUNK):
+        while chunk := read(CHUNK):
             size += len(chunk)
             if size > limit:
                 raise _too_large(limit)

@@ -13,11 +13,11 @@ import os
 import threading
 import time
 from datetime import datetime
-from email.utils import parsedate_to_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote, urljoin
 
 import urllib3
-from urllib3.exceptions import HTTPError, TimeoutError
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 from urllib3.util import parse_url
 
 from ..errors import BlockedAddress, SourceTooLarge
@@ -57,10 +57,15 @@ class WebUpstream:
         self._pid = 0
         self._lock = threading.Lock()
 
-    def fetch(self, key: str, etag: str | None, limit: int) -> Fetched | None:
-        deadline = time.monotonic() + self._timeout
+    def fetch(
+        self, key: str, etag: str | None, modified: datetime | None, limit: int, deadline: float
+    ) -> Fetched | None:
         url = self._base + quote(key, safe="/") if self._base else key
-        headers = {"If-None-Match": f'"{etag}"'} if etag is not None else {}
+        headers = {}
+        if etag is not None:
+            headers["If-None-Match"] = f'"{etag}"'
+        elif modified is not None:  # upstream gave no ETag: its own Last-Modified, sent back
+            headers["If-Modified-Since"] = format_datetime(modified, usegmt=True)
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 response = self._get(url, headers, deadline)
@@ -72,9 +77,11 @@ class WebUpstream:
                     raise UpstreamError(f"{url}: redirect without a Location")
                 url = urljoin(url, location)
             raise UpstreamError(f"{self.name}{key}: more than {MAX_REDIRECTS} redirects")
+        except NewConnectionError as error:  # refused: a failure, though urllib3 files it under timeouts
+            raise UpstreamError(f"{url}: {error}") from None
         except TimeoutError as error:
             raise UpstreamError(f"{url}: {error}", timeout=True) from None
-        except HTTPError as error:  # refused, reset, a body shorter than its Content-Length
+        except HTTPError as error:  # reset, malformed, a body shorter than its Content-Length
             raise UpstreamError(f"{url}: {error}") from None
 
     def _get(self, url: str, headers: dict[str, str], deadline: float) -> urllib3.BaseHTTPResponse:
@@ -141,7 +148,7 @@ def _answer(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> 
             raise SourceTooLarge(f"original is over the {limit}-byte limit")
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.stream(CHUNK):
+        while chunk := response.read1(CHUNK):  # what has arrived: a trickle cannot hold it past the deadline
             size += len(chunk)
             if size > limit:  # however long the body claims to be
                 raise SourceTooLarge(f"original is over the {limit}-byte limit")
