@@ -97,6 +97,7 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
     """
     raw = _single_values(args)
     raw.pop("sig", None)
+    asked = set(raw)  # what the URL says itself, before a preset fills in
     if settings.presets_only:
         extra = [name for name in raw if name != "preset"]  # in the order sent
         if extra or "preset" not in raw:
@@ -138,8 +139,14 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
         params = replace(
             params, gravity="center" if centre else "focal", focal=None if centre else params.focal
         )
+    if params.fit == "contain" and params.gravity not in COMPASS and asked.intersection(PLACEMENT):
+        raise InvalidParameter(  # it would silently be the centre
+            "fp" if params.gravity == "focal" else "gravity",
+            "fit=contain shows the whole image, placed by a compass gravity; "
+            "entropy, attention and fp choose a crop, which needs fit=cover",
+        )
     if params.fit not in ("cover", "contain") or params.fit == "contain" and params.gravity not in COMPASS:
-        params = replace(params, gravity="center", focal=None)  # nothing to place, or no meaning here
+        params = replace(params, gravity="center", focal=None)  # nothing to place, or a preset's crop
     if params.fmt == "png":
         params = replace(params, quality=DEFAULT_QUALITY)  # lossless: q changes nothing
     return params

@@ -178,8 +178,11 @@ def test_placement_only_counts_where_something_is_placed() -> None:
     assert parse_pairs(*fill, ("fp", "0.1,0.1")).canonical() == parse_pairs(*fill).canonical()
     contain = (("w", "100"), ("h", "50"), ("fit", "contain"))
     assert parse_pairs(*contain, ("gravity", "north")).gravity == "north"
-    assert parse_pairs(*contain, ("gravity", "attention")).canonical() == parse_pairs(*contain).canonical()
-    assert parse_pairs(*contain, ("fp", "0.1,0.1")).canonical() == parse_pairs(*contain).canonical()
+    for placement in (("gravity", "attention"), ("gravity", "entropy"), ("fp", "0.1,0.1")):
+        with pytest.raises(InvalidParameter, match="fit=contain .* needs fit=cover") as refused:
+            parse_pairs(*contain, placement)  # it would be ignored: say so rather than serve the centre
+        assert refused.value.parameter == placement[0]
+    assert parse_pairs(*contain, ("fp", "0.5,0.5")).canonical() == parse_pairs(*contain).canonical()
     assert parse_pairs(("rect", "1,2,3,4")).rect == (1, 2, 3, 4)  # a cut matters whatever the fit
 
 
@@ -193,6 +196,8 @@ def test_presets_carry_placement_and_an_explicit_one_replaces_it() -> None:
     assert (focal.gravity, focal.focal) == ("focal", (Decimal("0.2"), Decimal("0.3")))
     north = parse_params(MultiDict([("preset", "hero"), ("gravity", "north")]), settings)
     assert north.gravity == "north"
+    contain = parse_params(MultiDict([("preset", "hero"), ("fit", "contain")]), settings)
+    assert contain.gravity == "center"  # the preset's crop does not apply to a whole image: no error
 
 
 def test_max_dimension_comes_from_settings() -> None:
