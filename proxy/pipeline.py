@@ -39,8 +39,9 @@ RGBA = tuple[int, int, int, int]
 
 DEFAULT_LIMITS = Limits()
 
-# Bump whenever the bytes produced for the same request change, so caches miss.
-PIPELINE_VERSION = "10"
+# Bump whenever the bytes produced for the same request change, or an answer once given must not be
+# given again (11: truncated originals are refused), so caches miss.
+PIPELINE_VERSION = "11"
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -356,10 +357,7 @@ def decode(path: str, info: SourceInfo, reduction: int = 1) -> Decoded:
         # None: OpenCV's turn, as for every other file
         image, rgb = _decode_faster(path, info, reduction) or (None, False)
         if image is None and info.format == "jpeg":  # shrink-on-decode ran 1-1.5 ms (~5%) faster from memory
-            data = _read(path)
-            if not data.endswith(b"\xff\xd9"):  # truncated: end it as libjpeg's file reader would,
-                data += b"\xff\xd9"  # so that what decodes is served, as from a file
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+            image = cv2.imdecode(np.frombuffer(_read(path), np.uint8), flags)  # whole: probe checked its end
         elif image is None:  # no such gain for the others, and BMP decoded 5x slower that way
             image = cv2.imread(path, flags)
     except (cv2.error, imagecodecs.PngError, MemoryError, OSError):  # a decoder's refusal, a file gone

@@ -5,14 +5,19 @@ before it decodes: pick a shrink-on-decode factor, apply EXIF orientation to
 every format the same way (OpenCV ignores it for ``IMREAD_UNCHANGED``, which
 alpha and 16-bit need), and refuse anything that is not one of the formats we
 document before it reaches an OpenCV decoder.
+
+It also refuses a file that ends before its image does (``_ENDS``, one rule per
+format): a decoder may fill what is missing (libjpeg paints it grey), and a
+truncated original rendered once would be cached and served as if whole.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO, NamedTuple
 
@@ -27,6 +32,7 @@ _TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_ORIENTATION, _TIFF_ICC = 256, 257, 274, 34675
 _TIFF_PHOTOMETRIC, _TIFF_SAMPLES, _TIFF_EXTRA_SAMPLES = 262, 277, 338
 _TIFF_COLOURS = {0: 1, 1: 1, 2: 3, 3: 1}  # samples per photometric kind: grey, grey, RGB, palette
 _MAX_IFD_ENTRIES = 1024
+_MAX_WALK = 1 << 16  # markers, chunks or boxes walked to find a file's end; past this many, not checked
 
 
 Profile = bytes  # an ICC profile (the name, because SourceInfo.bytes shadows the type)
@@ -68,11 +74,14 @@ class SourceInfo:
 
 
 def probe(path: str) -> SourceInfo:
-    """Sniff ``path`` by its magic bytes and read its declared geometry."""
+    """Sniff ``path`` by its magic bytes, read its declared geometry, and check that the file does
+    not end before the image does (``_ENDS``). Raises UnsupportedImage, or NotFound."""
     try:
         with open(path, "rb") as file:
             info = _sniff(file)
             size = os.fstat(file.fileno()).st_size
+            if info is not None and info.format in _ENDS and not _ENDS[info.format](file.fileno(), size):
+                raise _truncated(info.format)
     except OSError:
         raise NotFound() from None  # gone or unreadable since it was resolved
     except struct.error:  # a header cut short
@@ -92,9 +101,7 @@ def _sniff(file: BinaryIO) -> SourceInfo | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return _webp(file)
     if head[:6] in (b"GIF87a", b"GIF89a"):
-        width, height = struct.unpack_from("<HH", head, 6)
-        frames, transparent = _gif_blocks(file.read(MAX_SCAN))
-        return SourceInfo("gif", width, height, frames=frames, alpha=transparent)
+        return _gif(file, head)
     if head[:2] == b"BM":
         width, height, _, bits = struct.unpack_from("<iiHH", head, 18)
         return SourceInfo("bmp", abs(width), abs(height), alpha=bits == 32)  # 32 bits may carry alpha
@@ -105,14 +112,27 @@ def _sniff(file: BinaryIO) -> SourceInfo | None:
     return None
 
 
-def _gif_blocks(data: bytes) -> tuple[int, bool]:
-    """Image descriptors in a GIF, and whether any frame has a transparent colour, by walking its
-    blocks (no pixel is decoded).
+def _gif(file: BinaryIO, head: bytes) -> SourceInfo:
+    """A GIF's size, frames and transparency. Its end is checked here, not in ``_ENDS``: counting
+    frames walks every block anyway, and a walk that runs out of bytes before the trailer (0x3B)
+    is a file cut short, whatever the cut (a frame's data, between frames, the trailer itself)."""
+    width, height = struct.unpack_from("<HH", head, 6)
+    data = file.read(MAX_SCAN)
+    frames, transparent, cut = _gif_blocks(data)
+    if cut and len(data) < MAX_SCAN:  # past MAX_SCAN, the walk saw only the start
+        raise _truncated("gif")
+    return SourceInfo("gif", width, height, frames=frames, alpha=transparent)
 
-    Stops at the trailer, at a cut, or past ``MAX_FRAMES``; a malformed file counts what it has.
+
+def _gif_blocks(data: bytes) -> tuple[int, bool, bool]:
+    """Image descriptors in a GIF, whether any frame has a transparent colour, and whether the
+    blocks ran past the end of ``data``, by walking its blocks (no pixel is decoded).
+
+    Stops at the trailer, at garbage, at a cut, or past ``MAX_FRAMES``; a malformed file counts
+    what it has, and only a cut is said to be one (garbage is the decoder's to refuse).
     """
     if len(data) < 13:
-        return 1, True
+        return 1, True, True
     at = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # after the global colour table
     frames = 0
     transparent = False
@@ -129,15 +149,19 @@ def _gif_blocks(data: bytes) -> tuple[int, bool]:
                 transparent |= bool(data[at + 3] & 1)
             at += 2
         else:  # 0x3B trailer, or garbage
-            break
+            return max(frames, 1), transparent, False
         while at < len(data) and data[at]:  # sub-blocks, each length-prefixed, to a zero length
             at += data[at] + 1
         at += 1
-    return max(frames, 1), transparent
+    return max(frames, 1), transparent, frames <= MAX_FRAMES
 
 
 def _malformed(kind: str) -> UnsupportedImage:
     return UnsupportedImage(f"malformed {kind} header")
+
+
+def _truncated(kind: str) -> UnsupportedImage:
+    return UnsupportedImage(f"truncated {kind.upper()}: the file ends before the image does")
 
 
 def _jpeg(file: BinaryIO) -> SourceInfo:
@@ -385,3 +409,189 @@ def _inflate(data: bytes, limit: int = 1 << 22) -> bytes | None:
 
 def _valid_orientation(value: int) -> int:
     return value if 1 <= value <= 8 else 1
+
+
+# --- where a file ends: one rule per format ---------------------------------------------------
+# Each is (fd, size) -> whether the file holds the whole image, from a few small preads when it
+# does; walking further only when the cheap answer is not yes. "Not walked" (over MAX_SCAN or
+# _MAX_WALK steps) counts as whole: the decoder has the last word there, as before.
+
+
+def _read_at(fd: int, at: int, size: int) -> bytes:
+    return os.pread(fd, size, max(at, 0))
+
+
+_JPEG_TAIL = 4096  # bytes read from a JPEG's end: its EOI, and any zero padding after it
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # not a stuffed zero, a restart, nor fill
+_JPEG_LONE = {0x01, *range(0xD0, 0xD9)}  # markers without a length: TEM, RSTn, SOI
+
+
+def _jpeg_ends(fd: int, size: int) -> bool:
+    """Whether the JPEG's EOI (FFD9) comes after its last scan.
+
+    In entropy-coded data a 0xFF byte is always followed by a stuffed zero or a restart marker,
+    so a file cut inside a scan cannot end with FFD9: a file that does (zero padding aside) is
+    whole, from one read of its tail, which is the common case. (A cut in the few hundred bytes
+    of tables between scans could end so only by chance; one before the frame header is refused
+    by ``_jpeg``.) Otherwise the segments are walked
+    from the start, each skipped by its length and each scan to the next marker, until the first
+    EOI: the image libjpeg decodes. Walking forward rather than searching back from the end is
+    what keeps anything after that EOI out of the answer: an EXIF thumbnail sits inside its APP1
+    segment, and a trailer (Samsung's SEFT, a motion photo's video, MPF's second images, a zip)
+    may hold FFDA and FFD9 by chance, in any order.
+    """
+    if _read_at(fd, size - _JPEG_TAIL, _JPEG_TAIL).rstrip(b"\0").endswith(b"\xff\xd9"):
+        return True
+    if size > MAX_SCAN:
+        return True
+    at = 2  # after SOI
+    for _ in range(_MAX_WALK):
+        marker = _next_jpeg_marker(fd, at)
+        if marker is None:
+            return False  # the file ended first
+        at, kind = marker
+        if kind == 0xD9:
+            return True
+        if kind in _JPEG_LONE:
+            at += 2
+            continue
+        length = _read_at(fd, at + 2, 2)
+        if len(length) < 2:
+            return False
+        at += 2 + int.from_bytes(length, "big")
+    return True
+
+
+def _next_jpeg_marker(fd: int, at: int) -> tuple[int, int] | None:
+    """The offset and code of the first marker at or after ``at``, reading more each time: a
+    segment's next marker is near, a scan's may be megabytes away."""
+    chunk = 512
+    while data := _read_at(fd, at, chunk):
+        found = _JPEG_MARKER.search(data)
+        if found:
+            return at + found.start(), data[found.start() + 1]
+        if len(data) < chunk:
+            return None
+        at += len(data) - 1  # a marker may straddle the boundary
+        chunk = min(chunk * 8, 1 << 20)
+    return None
+
+
+_PNG_IEND = b"\0\0\0\0IEND\xaeB`\x82"  # the whole IEND chunk: no data, a fixed CRC
+
+
+def _png_ends(fd: int, size: int) -> bool:
+    """Whether an IEND chunk comes before the file ends: its last 12 bytes, most often; else the
+    chunks are walked by their lengths (bytes may follow IEND), and one that runs past the end,
+    or no IEND at all, is a cut."""
+    if _read_at(fd, size - 12, 12) == _PNG_IEND:
+        return True
+    at = 8
+    for _ in range(_MAX_WALK):
+        header = _read_at(fd, at, 8)
+        if len(header) < 8:
+            return False
+        length, kind = struct.unpack(">I4s", header)
+        at += 12 + length  # length, type, data, CRC
+        if at > size:
+            return False
+        if kind == b"IEND":
+            return True
+    return True
+
+
+def _riff_ends(fd: int, size: int) -> bool:
+    """Whether the file holds the bytes its RIFF header declares (libwebp's own test), for every
+    WebP alike: lossy, lossless, extended, animated."""
+    declared = int.from_bytes(_read_at(fd, 4, 4), "little")
+    return 8 + declared <= size
+
+
+def _isobmff_ends(fd: int, size: int) -> bool:
+    """Whether every top-level box (ftyp, meta, moov, mdat...) ends within the file: a few reads
+    of 16 bytes. A cut AVIF almost always has its mdat, which comes last, running past the end."""
+    at = 0
+    for _ in range(_MAX_WALK):
+        if at >= size:
+            break
+        header = _read_at(fd, at, 16)
+        if len(header) < 8:
+            return False  # a box header cut short
+        box, _ = struct.unpack_from(">I4s", header)
+        if box == 0:  # the last box, to the end of the file
+            return True
+        if box == 1:
+            if len(header) < 16:
+                return False
+            (box,) = struct.unpack_from(">Q", header, 8)
+        if box < 8:
+            return True  # malformed, not cut: the decoder's to refuse
+        at += box
+    return at <= size
+
+
+def _bmp_ends(fd: int, size: int) -> bool:
+    """Whether the pixel rows (or a compressed bitmap's stored size) end within the file. The
+    file header's own size field is not used: writers get it wrong, and rows are what a decoder
+    reads. The last row's padding to 4 bytes is not required."""
+    header = _read_at(fd, 0, 38)
+    fields: tuple[int, ...] = struct.unpack_from("<II", header, 10)  # pixels' offset, DIB header size
+    if fields[1] == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes, never compressed
+        fields += (*struct.unpack_from("<HHHH", header, 18), 0, 0)
+    else:
+        fields += struct.unpack_from("<iiHHII", header, 18)
+    offset, _, width, height, _, bits, compression, stored = (abs(field) for field in fields)
+    if compression not in (0, 3, 6):  # RLE, JPEG, PNG: the stored size, where the header gives it
+        return offset + stored <= size
+    if not height:
+        return offset <= size
+    row = (width * bits + 31) // 32 * 4
+    return offset + row * (height - 1) + (width * bits + 7) // 8 <= size
+
+
+_TIFF_PIECES = ((273, 279), (324, 325))  # StripOffsets and StripByteCounts; TileOffsets and TileByteCounts
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_MAX_PIECES = 1 << 20  # strips or tiles whose ends are checked
+
+
+def _tiff_ends(fd: int, size: int) -> bool:
+    """Whether the first image's directory, the values it stores out of line, and every strip or
+    tile it points to (offset plus byte count) lie within the file: what libtiff reads to decode
+    the first page. Three to five small reads, wherever the writer put the directory."""
+    head = _read_at(fd, 0, 8)
+    order = "<" if head[:2] == b"II" else ">"
+    (ifd,) = struct.unpack_from(order + "I", head, 4)
+    count = _read_at(fd, ifd, 2)
+    if len(count) < 2:
+        return False
+    entries = min(struct.unpack(order + "H", count)[0], _MAX_IFD_ENTRIES)
+    directory = _read_at(fd, ifd + 2, 12 * entries)
+    if len(directory) < 12 * entries:
+        return False
+    wanted = {tag for pair in _TIFF_PIECES for tag in pair}
+    values: dict[int, tuple[int, ...]] = {}
+    for at in range(0, len(directory), 12):
+        tag, kind, number, offset = struct.unpack_from(order + "HHII", directory, at)
+        length = number * _TIFF_TYPE_SIZES.get(kind, 0)
+        if length > 4 and offset + length > size:
+            return False
+        if tag in wanted and kind in (3, 4) and number <= _MAX_PIECES:
+            raw = directory[at + 8 : at + 8 + length] if length <= 4 else _read_at(fd, offset, length)
+            values[tag] = struct.unpack(f"{order}{number}{'H' if kind == 3 else 'I'}", raw)
+    for offsets, counts in _TIFF_PIECES:
+        pieces = zip(values.get(offsets, ()), values.get(counts, ()), strict=False)
+        ends = [start + length for start, length in pieces]
+        if max(ends, default=0) > size:
+            return False
+    return True
+
+
+# The formats checked after their header is read; GIF is checked while its blocks are counted (_gif).
+_ENDS: dict[str, Callable[[int, int], bool]] = {
+    "jpeg": _jpeg_ends,
+    "png": _png_ends,
+    "webp": _riff_ends,
+    "avif": _isobmff_ends,
+    "bmp": _bmp_ends,
+    "tiff": _tiff_ends,
+}

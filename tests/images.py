@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import struct
 import zlib
 
 import cv2
 import numpy as np
+from PIL import Image as PILImage
 
 
 def encode(image: np.ndarray, extension: str, *flags: int) -> bytes:
@@ -31,6 +34,59 @@ def exif_orientation_segment(orientation: int) -> bytes:
 
 def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
     return jpeg[:2] + exif_orientation_segment(orientation) + jpeg[2:]
+
+
+def with_exif_thumbnail(jpeg: bytes, thumbnail: bytes) -> bytes:
+    """``jpeg`` with an EXIF APP1 segment holding a JPEG ``thumbnail`` as cameras write it (IFD0,
+    then IFD1 pointing at it): an SOS and an EOI before the main image's."""
+    ifd0 = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 1, 0) + struct.pack(">I", 26)
+    ifd1 = (
+        struct.pack(">H", 2)
+        + struct.pack(">HHII", 0x0201, 4, 1, 56)
+        + struct.pack(">HHII", 0x0202, 4, 1, len(thumbnail))
+    )
+    payload = b"Exif\0\0" + b"MM\x00*" + struct.pack(">I", 8) + ifd0 + ifd1 + b"\0\0\0\0" + thumbnail
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+def animation(extension: str, frames: list[np.ndarray]) -> bytes:
+    """An animation of ``frames``, 100 ms each, as OpenCV writes it (.gif, .webp, .png, .avif)."""
+    animated = cv2.Animation()
+    animated.frames = frames
+    animated.durations = [100] * len(frames)
+    ok, buffer = cv2.imencodeanimation(extension, animated)
+    assert ok, extension
+    return bytes(buffer.tobytes())
+
+
+@functools.cache
+def originals() -> dict[str, bytes]:
+    """A small original in every format the proxy reads, still and animated, by file name: as
+    OpenCV writes them (AVIF where this build does), and a TIFF with its directory first (Pillow's
+    layout; OpenCV's comes last). Made once: do not change the dict."""
+    image = photo(96, 64)
+    alpha = np.dstack((image, np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))))
+    tiff = io.BytesIO()
+    PILImage.fromarray(image[..., ::-1]).save(tiff, "TIFF")
+    files = {
+        "baseline.jpg": encode(image, ".jpg"),
+        "progressive.jpg": encode(image, ".jpg", cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+        "restarts.jpg": encode(image, ".jpg", cv2.IMWRITE_JPEG_RST_INTERVAL, 1),
+        "still.png": encode(alpha, ".png"),
+        "lossy.webp": encode(image, ".webp"),
+        "lossless.webp": encode(alpha, ".webp", cv2.IMWRITE_WEBP_QUALITY, 101),
+        "still.gif": encode(image, ".gif"),
+        "still.bmp": encode(image, ".bmp"),
+        "opencv.tiff": encode(image, ".tiff"),
+        "directory-first.tiff": tiff.getvalue(),
+    }
+    extensions = [".gif", ".webp", ".png"]
+    if cv2.haveImageWriter(".avif"):
+        files["still.avif"] = encode(image, ".avif")
+        extensions.append(".avif")
+    for extension in extensions:
+        files[f"animated{extension}"] = animation(extension, [photo(48, 32, seed) for seed in range(3)])
+    return files
 
 
 def with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
