@@ -35,6 +35,7 @@ KNOWN = (
     "bg",
     "frame",
     "preset",
+    "v",
     "sig",
 )
 FITS = ("inside", "cover", "fill", "contain")
@@ -49,6 +50,7 @@ _HUGE = 10**9
 _DPR = re.compile(r"[0-9](?:\.[0-9]{1,2}0*)?")  # trailing zeros change nothing
 _FRACTION = re.compile(r"0(?:\.[0-9]{1,4})?|1(?:\.0{1,4})?|\.[0-9]{1,4}")
 _HEX = re.compile(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}")
+_VERSION = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
     """
     raw = _single_values(args)
     raw.pop("sig", None)
+    if "v" in raw:  # a version for caches and browsers (proxy.urls); it changes no pixel
+        _version("v", raw.pop("v"))
     asked = set(raw)  # what the URL says itself, before a preset fills in
     if settings.presets_only:
         extra = [name for name in raw if name != "preset"]  # in the order sent
@@ -237,6 +241,12 @@ def _frame(name: str, raw: str, frames: int) -> int:
     if value is None or value >= frames:
         raise InvalidParameter(name, f"expected a frame number within 0..{frames - 1}, got {raw!r}")
     return value
+
+
+def _version(name: str, raw: str) -> str:
+    if not _VERSION.fullmatch(raw):
+        raise InvalidParameter(name, f"expected 1..64 letters, digits, '.', '_' or '-', got {raw!r}")
+    return raw
 
 
 def _flag(name: str, raw: str) -> bool:

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from .errors import InvalidParameter
+from .errors import BadSignature, InvalidParameter
 from .formats import REQUESTABLE
 from .params import FITS, GRAVITIES, KNOWN, parse_params
 from .probe import probe
 from .sources import check_id
-from .urls import image_url, img_tag, picture_tag, srcset
+from .urls import image_url, img_tag, picture_tag, srcset, version_token
 
 if TYPE_CHECKING:
     from .app import Origin
@@ -42,7 +42,7 @@ DEFAULT_WIDTHS = "320,640,960,1280"
 @playground.get("/")
 def page() -> str:
     origin: Origin = current_app.extensions["proxy"]
-    secret = origin.settings.secret
+    secret = _secret(origin)
     originals = [
         {"id": image_id, "thumb": image_url(image_id, w=96, h=96, fit="cover", fmt="webp", secret=secret)}
         for image_id in _originals(origin)
@@ -56,6 +56,7 @@ def page() -> str:
         presets=list(origin.settings.presets),
         widths=DEFAULT_WIDTHS,
         signed=bool(secret),
+        unsigned=bool(origin.settings.secret) and not secret,
     )
 
 
@@ -64,6 +65,8 @@ def url() -> Response:
     """The canonical (and signed) URL for ``id`` and the query's image parameters, markup for
     ``widths``, and the original's size; 400 naming the parameter when one is wrong."""
     origin: Origin = current_app.extensions["proxy"]
+    if origin.settings.secret and not origin.settings.playground_sign:
+        raise BadSignature("the playground signs URLs only with PROXY_PLAYGROUND_SIGN=1")
     args = request.args
     image_id = args.get("id", "")
     check_id(image_id)
@@ -76,25 +79,28 @@ def url() -> Response:
     if not widths or not all(1 <= w <= origin.settings.max_dimension for w in widths):
         raise InvalidParameter("widths", f"expected widths within 1..{origin.settings.max_dimension}")
     sizes = args.get("sizes") or "100vw"
-    secret = origin.settings.secret
+    secret = _secret(origin)
+    source = origin.store.resolve(image_id)
+    # Versioned: a replaced original gets new URLs, which no browser or front holds yet.
+    params["v"] = version_token(source.version)
     shared: dict[str, Any] = {k: v for k, v in params.items() if k not in ("w", "h", "dpr")}
     ratio = int(params["h"]) / int(params["w"]) if "w" in params and "h" in params else None
     if "h" in params and ratio is None:
         shared["h"] = params["h"]  # a fixed height, whatever the width
-    source = origin.store.resolve(image_id)
     with origin.store.local(source) as path:
         info = probe(path)
     return jsonify(
         {
             "url": image_url(image_id, secret=secret, **params),
-            "original_url": image_url(image_id, w=480, secret=secret),
-            "srcset": srcset(image_id, widths, secret=secret, **shared),
-            "img": img_tag(image_id, widths, sizes=sizes, alt="", secret=secret, **shared),
+            "original_url": image_url(image_id, w=480, v=params["v"], secret=secret),
+            "srcset": srcset(image_id, widths, ratio=ratio, secret=secret, **shared),
+            "img": img_tag(image_id, widths, sizes=sizes, alt="", ratio=ratio, secret=secret, **shared),
             "picture": picture_tag(
                 image_id,
                 widths,
                 sizes=sizes,
                 alt="",
+                ratio=ratio,
                 secret=secret,
                 **{k: v for k, v in shared.items() if k != "fmt"},
             ),
@@ -106,6 +112,12 @@ def url() -> Response:
             },
         }
     )
+
+
+def _secret(origin: Origin) -> str | None:
+    """The key the playground signs with: only when the operator let it (PROXY_PLAYGROUND_SIGN),
+    since it signs any parameters for anyone who can open the page."""
+    return origin.settings.secret if origin.settings.playground_sign else None
 
 
 def _originals(origin: Origin) -> list[str]:

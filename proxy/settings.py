@@ -86,6 +86,7 @@ class Settings:
     presets_only: bool = False  # refuse anything but ?preset=<name>
     purge_token: str | None = field(default=None, repr=False)  # set: PURGE with this bearer token
     playground: bool = False  # the playground page at / (make serve turns it on)
+    playground_sign: bool = False  # with PROXY_SECRET: the playground signs URLs for anyone who opens it
     error_image: bool = False  # answer a browser's failed image request with a placeholder image
     max_transforms: int = field(default_factory=lambda: os.cpu_count() or 1)  # at once, per instance
     transform_queue: int = 48  # misses waiting per worker, at most: a safeguard (gunicorn.conf.py threads)
@@ -371,6 +372,7 @@ _PARSERS = {
     "presets_only": _parse_bool,
     "purge_token": _parse_text,
     "playground": _parse_bool,
+    "playground_sign": _parse_bool,
     "error_image": _parse_bool,
     "max_transforms": _parse_int,
     "transform_queue": _parse_int,

@@ -3,8 +3,13 @@
     from proxy.urls import image_url, srcset, img_tag
     image_url("products/42.jpg", w=400, fmt="webp")         # /image/products/42.jpg?w=400&fmt=webp
     image_url("products/42.jpg", w=400, secret=SECRET)      # ...?w=400&sig=...
+    image_url("products/42.jpg", w=400, v=version_token(row.updated_at))  # ...?w=400&v=3f2a9c01
     srcset("products/42.jpg", [320, 640, 1280], fmt="auto", base="https://img.example.com")
     img_tag("products/42.jpg", [320, 640, 1280], sizes="(min-width: 800px) 50vw, 100vw", alt="A chair")
+
+``v`` versions a URL: the origin accepts and ignores it, but every browser and CDN cache holds
+a URL of another ``v`` as another object, so a replaced original linked with a new ``v`` is seen
+at once everywhere, while a purge reaches only the caches it is sent to (README, purging).
 
 Parameters go out in one fixed order, so that equal requests are equal URLs (one entry in every
 browser and CDN cache), and a signature is computed over exactly that string, as the origin
@@ -14,14 +19,21 @@ endpoint, so the secret never reaches a browser.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from html import escape
 from urllib.parse import quote
 
 from .signing import sign
 
-ORDER = ("w", "h", "fit", "gravity", "fp", "rect", "enlarge", "dpr", "fmt", "q", "bg", "frame", "preset")
+ORDER = ("w", "h", "fit", "gravity", "fp", "rect", "enlarge", "dpr", "fmt", "q", "bg", "frame", "preset", "v")
 _SAFE = ",:"  # kept as they are in values (fp=0.3,0.7, rect=0,0,10,10)
+
+
+def version_token(version: object) -> str:
+    """A short ``v`` for anything that changes when the original does: the origin's own version
+    of it (size and mtime, an upstream ETag), a database's updated_at, a content hash."""
+    return hashlib.sha256(str(version).encode()).hexdigest()[:8]
 
 
 def image_url(image_id: str, *, base: str = "", secret: str | None = None, **params: object) -> str:

@@ -246,3 +246,15 @@ def test_query_parser_remembers_what_it_accepted() -> None:
     parse("w=1")
     parse("w=2")
     assert parse("w=300&fmt=webp") is not first  # its size bounds it
+
+
+def test_a_version_is_accepted_and_changes_nothing_rendered() -> None:
+    """v= makes another URL for browsers and fronts; the variant, and so the ETag, is the same."""
+    plain = parse_pairs(("w", "100"), ("fmt", "webp"))
+    assert parse_pairs(("w", "100"), ("fmt", "webp"), ("v", "3f2a9c01")) == plain
+    presets = replace(DEFAULTS, presets={"thumb": (("w", "100"),)}, presets_only=True)
+    assert parse_params(MultiDict([("preset", "thumb"), ("v", "2")]), presets).width == 100
+    for bad in ("a b", "x" * 65, "é"):
+        with pytest.raises(InvalidParameter) as refused:
+            parse_pairs(("w", "100"), ("v", bad))
+        assert refused.value.parameter == "v"

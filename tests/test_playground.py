@@ -3,9 +3,13 @@ gunicorn. .ci/run installs chromium; without it the browser tests are skipped, a
 
 from __future__ import annotations
 
+import html
+import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,7 @@ from proxy.settings import Settings
 from proxy.urls import image_url
 
 from .browser import launch, needs_browser, new_page, raw_statuses
+from .images import decode
 from .server import REPO, Server, start_gunicorn
 
 
@@ -27,7 +32,40 @@ def test_off_by_default_and_then_a_404(client: FlaskClient) -> None:
 
 @pytest.fixture
 def playground(settings: Settings) -> FlaskClient:
-    return create_app(replace(settings, playground=True, secret="a-secret-for-signing-urls")).test_client()
+    signing = {"secret": "a-secret-for-signing-urls", "playground_sign": True}
+    return create_app(replace(settings, playground=True, **signing)).test_client()  # type: ignore[arg-type]
+
+
+def test_with_a_secret_the_playground_signs_only_when_let(settings: Settings) -> None:
+    """It would sign any parameters for anyone who can open it: the operator opts in."""
+    client = create_app(replace(settings, playground=True, secret="a-secret-for-signing-urls")).test_client()
+    refused = client.get("/playground/url?id=photo.jpg&w=200")
+    assert refused.status_code == 403 and "PROXY_PLAYGROUND_SIGN=1" in refused.get_json()["error"]
+    page = client.get("/").get_data(as_text=True)
+    assert "PROXY_PLAYGROUND_SIGN=1" in page and "sig=" not in page
+
+
+def test_the_markup_keeps_the_crop_at_every_candidate(playground: FlaskClient) -> None:
+    """w=400&h=200&fit=cover: every srcset candidate is 2:1, as fetched."""
+    body = playground.get("/playground/url?id=photo.jpg&w=400&h=200&fit=cover&widths=100,300").get_json()
+    candidates = [entry.strip().split(" ")[0] for entry in body["srcset"].split(",")]
+    assert len(candidates) == 2
+    for candidate, width in zip(candidates, (100, 300), strict=True):
+        answer = playground.get(candidate)
+        assert answer.status_code == 200 and decode(answer.data).shape[:2] == (width // 2, width)
+    picture = html.unescape(body["picture"])
+    assert "h=50&" in picture and "h=150&" in picture
+
+
+def test_the_urls_carry_the_originals_version(playground: FlaskClient, image_root: Path) -> None:
+    """A replaced original gets new URLs: no browser or front holds them yet."""
+    first = playground.get("/playground/url?id=photo.jpg&w=200").get_json()
+    assert "&v=" in first["url"] and "&v=" in first["srcset"] and "&v=" in first["original_url"]
+    (image_root / "photo.jpg").write_bytes((image_root / "quadrants.png").read_bytes())
+    os.utime(image_root / "photo.jpg", (1, 1))
+    again = playground.get("/playground/url?id=photo.jpg&w=200").get_json()
+    assert again["url"] != first["url"]
+    assert playground.get(again["url"]).status_code == playground.get(first["url"]).status_code == 200
 
 
 def test_the_page_lists_originals_with_signed_thumbnails(playground: FlaskClient) -> None:
@@ -41,7 +79,7 @@ def test_the_page_lists_originals_with_signed_thumbnails(playground: FlaskClient
 
 def test_the_url_endpoint_builds_signed_urls_and_names_bad_parameters(playground: FlaskClient) -> None:
     body = playground.get("/playground/url?id=photo.jpg&w=200&fmt=webp&widths=100,300").get_json()
-    assert body["url"].startswith("/image/photo.jpg?w=200&fmt=webp&sig=")
+    assert re.fullmatch(r"/image/photo.jpg\?w=200&fmt=webp&v=[0-9a-f]{8}&sig=[\w-]+", body["url"])
     assert playground.get(body["url"]).status_code == 200
     assert body["original"] == {
         "format": "jpeg",
