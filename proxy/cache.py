@@ -36,14 +36,27 @@ every worker of an instance. Choices, each measured (figures in the README):
   variant and the reduced copy of one original without a scan. A purge also touches the
   ``purged`` file in the directory, which every worker looks at no more than every
   ``EPOCH_CHECK`` seconds, emptying its memory tier when it changed.
-- The cache accelerates and never fails a request: any error from SQLite or the
-  file system (directory deleted, read-only, disk full, index corrupt) is logged
-  once, the request is served uncached, and the cache is reopened (rebuilt, if
-  its index is unreadable) a few seconds later.
+- A full disk is not a failure. When the cache's file system cannot hold the bound (a disk
+  smaller than it, or shared), the cache holds less: an *effective* bound, what it holds plus
+  the free space, less a headroom of a sixteenth of that, measured on writes (one
+  ``statvfs``, every ``SPACE_CHECK`` seconds, and every write while under the bound, never on a
+  hit), so it shrinks before the disk is full and grows back when space returns. A write that
+  fails for space anyway (ENOSPC, SQLite's SQLITE_FULL) lowers the bound below what the cache
+  holds, culls, and is tried once more. Marking the cache down instead made a cache that had
+  outgrown its disk no cache at all, for good. The headroom is what lets the two caches on one
+  disk (variants, and remote originals' copies) share it: whichever writes takes from the
+  headroom, and the other gives back its oldest entries on its next write. A file that a
+  failed write leaves (diskcache keeps a partial one, or one whose row was not committed) is
+  removed, since nothing would ever remove it later.
+- The cache accelerates and never fails a request: any other error from SQLite or the
+  file system (directory deleted, read-only, index corrupt) is logged once, the
+  request is served uncached, and the cache is reopened (rebuilt, if its index is
+  unreadable) a few seconds later.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -61,7 +74,7 @@ import diskcache
 
 from .formats import WEBP_EFFORT, mime_of
 from .gate import alive
-from .metrics import EVICTIONS
+from .metrics import CACHE_DEGRADED, CACHE_EFFECTIVE, EVICTIONS
 from .params import ImageParams
 from .pipeline import PIPELINE_VERSION, Rendered
 from .sources import Source
@@ -95,6 +108,46 @@ diskcache.core.EVICTION_POLICY[POLICY] = {
 _FAILURES = (sqlite3.Error, OSError, diskcache.Timeout)
 INLINE = 1 << 15  # values under this many bytes are kept in the index (diskcache's disk_min_file_size)
 SEAL = 4  # bytes of the CRC-32 after an inline value
+SPACE_CHECK = 2.0  # seconds between looks at the free space, on writes, while at the configured bound
+HEADROOM = 16  # a cache short of space leaves this fraction of the space it could use free
+DISTRUST = 600.0  # seconds free space that a failed write disproved (a quota) is not counted on
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """Whether ``error`` says the file system is full (or the quota spent), not that it failed."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    code = getattr(error, "sqlite_errorcode", 0)  # none on an error the sqlite3 module raises itself
+    return isinstance(error, sqlite3.Error) and code & 0xFF == sqlite3.SQLITE_FULL
+
+
+class _Disk(diskcache.Disk):  # type: ignore[misc]
+    """diskcache's value files, less the one a failed write leaves: diskcache keeps a file
+    written partly (disk full) and one whose row was not committed, and no row ever names
+    either, so nothing would remove them."""
+
+    def __init__(self, directory: str, **settings: object) -> None:
+        super().__init__(directory, **settings)
+        self._made = threading.local()  # this thread's file of the write under way
+
+    def filename(
+        self, key: object = diskcache.core.UNKNOWN, value: object = diskcache.core.UNKNOWN
+    ) -> tuple[str, str]:
+        name, path = super().filename(key, value)
+        self._made.name = name
+        return name, path
+
+    @contextmanager
+    def unmade_on_failure(self) -> Iterator[None]:
+        """Remove the file made for a write that raises in this block (a ``Cache.set``: once
+        committed, nothing in it raises)."""
+        self._made.name = None
+        try:
+            yield
+        except BaseException:
+            if self._made.name is not None:
+                self.remove(self._made.name)  # also its emptied directories; never raises
+            raise
 
 
 def _seal(key: str, data: bytes) -> bytes:
@@ -172,6 +225,13 @@ class VariantCache:
         self._index: int | None = None  # a descriptor of the open index, to notice its deletion
         self._down_since: float | None = None
         self._checked = 0.0
+        self._effective = self.size_limit  # the bound for now: lower while the disk is short of space
+        self._space_checked = float("-inf")
+        self._disproved = (0, 0.0)  # free space a failed write found missing, and when
+        label = "copies" if files_only else "variants"  # the copies' cache is the only files-only one
+        self._gauges = (CACHE_EFFECTIVE.labels(label), CACHE_DEGRADED.labels(label))
+        self._gauges[0].set(size)
+        self._gauges[1].set(0)
         self._marker = directory / PURGED
         self._epoch = self._read_epoch()  # the marker's stamp when last looked at
         self._epoch_checked = time.monotonic()
@@ -373,23 +433,22 @@ class VariantCache:
         """Whether ``data`` was stored."""
         if len(data) > self.max_entry:
             return False
+        inline = not self._files_only and len(data) + SEAL < INLINE
+        value = data + _seal(key, data) if inline else data
 
         def store(cache: diskcache.Cache) -> bool:
+            if self._effective < self.size_limit or time.monotonic() - self._space_checked >= SPACE_CHECK:
+                self._measure(cache)
+            if len(value) > self._effective:  # storing it would evict everything, itself included
+                return False
+            self._cull(cache, room=len(value))
             # A variant not stored for contention is rendered again later; a copy of a remote
             # original would be fetched again, so the copies' cache waits the contention out.
-            inline = not self._files_only and len(data) + SEAL < INLINE
-            cache.set(
-                key,
-                data + _seal(key, data) if inline else data,
-                tag=tag,
-                expire=HORIZON,
-                retry=self._files_only,
-            )
-            if cache.volume() > self.size_limit:
-                EVICTIONS.inc(cache.cull())
+            with cache.disk.unmade_on_failure():
+                cache.set(key, value, tag=tag, expire=HORIZON, retry=self._files_only)
             return True
 
-        return self._guard(store, False)
+        return self._guard(store, False, need=len(value))
 
     @contextmanager
     def lock(self, key: str, timeout: float | None = None) -> Iterator[bool]:
@@ -406,7 +465,7 @@ class VariantCache:
         owned = self._acquire(name)
         waited = not owned
         delay = 0.002
-        while not owned and time.monotonic() < deadline:
+        while owned is False and time.monotonic() < deadline:
             if self._down_since is not None or self._guard(lambda cache: key in cache, False):
                 break
             time.sleep(delay)
@@ -418,27 +477,42 @@ class VariantCache:
             if owned:
                 self._guard(lambda cache: cache.delete(name), None)
 
-    def _acquire(self, name: str) -> bool:
-        def attempt(cache: diskcache.Cache) -> bool:
-            with cache.transact():
-                if cache.add(name, os.getpid(), expire=self.lock_timeout):
-                    return True
-                try:
-                    holder = cache.incr(name, 0, default=None)  # reads without counting a hit
-                except KeyError:
-                    return False  # released a moment ago: the next attempt takes it
-                if alive(holder):
-                    return False
-                cache.set(name, os.getpid(), expire=self.lock_timeout)  # its holder died
-                return True
+    def _acquire(self, name: str) -> bool | None:
+        """True if taken, False if another worker holds it, None if the cache cannot say (down,
+        or no room for the lock even after culling): then nobody waits for it."""
 
-        return self._guard(attempt, False)
+        def attempt(cache: diskcache.Cache) -> bool:
+            try:
+                with cache.transact():
+                    if cache.add(name, os.getpid(), expire=self.lock_timeout):
+                        return True
+                    try:
+                        holder = cache.incr(name, 0, default=None)  # reads without counting a hit
+                    except KeyError:
+                        return False  # released a moment ago: the next attempt takes it
+                    if alive(holder):
+                        return False
+                    cache.set(name, os.getpid(), expire=self.lock_timeout)  # its holder died
+                    return True
+            except diskcache.Timeout:
+                return False  # contention: the next attempt may take it
+
+        return self._guard(attempt, None)
 
     def writable(self) -> bool:
         """Whether a write succeeds now (for /readyz); a failure is handled like any other."""
         return bool(self._guard(lambda cache: cache.incr(RENDERS, 0) is not None, False))
 
     # --- for operators --------------------------------------------------------------------
+
+    def health(self) -> dict[str, object]:
+        """The cache's state (ok, degraded: held under its bound for lack of space, or down), its
+        configured bound and its effective one, in bytes; from memory, no I/O (for /healthz)."""
+        if self._down_since is not None:
+            state = "down"
+        else:
+            state = "degraded" if self._effective < self.size_limit else "ok"
+        return {"state": state, "bound": self.size_limit + RESERVE, "effective": self._effective + RESERVE}
 
     def stats(self) -> dict[str, int]:
         self._flush()
@@ -449,6 +523,7 @@ class VariantCache:
                 "entries": entries,
                 "bytes": directory_bytes(self.directory),
                 "limit": self.size_limit + RESERVE,
+                "effective": self._effective + RESERVE,
                 **{name[len(STAT_PREFIX) :]: int(cache.get(name, 0)) for name in (HITS, MISSES, RENDERS)},
             }
 
@@ -501,20 +576,89 @@ class VariantCache:
 
     # --- failure handling -----------------------------------------------------------------
 
-    def _guard(self, operation: Callable[[diskcache.Cache], T], fallback: T) -> T:
-        """Run ``operation`` on the cache; on any storage failure, log once and return ``fallback``."""
+    def _guard(self, operation: Callable[[diskcache.Cache], T], fallback: T, need: int = 0) -> T:
+        """Run ``operation`` on the cache; on any storage failure, log once and return ``fallback``.
+
+        One that fails for lack of space (``need`` bytes, if known) is run once more after
+        culling, and a second such failure returns ``fallback`` too, with the cache still up.
+        """
         self._check()
         cache = self._cache
         if cache is None or self._down_since is not None:
             return fallback
         try:
-            return operation(cache)
+            try:
+                return operation(cache)
+            except _FAILURES as error:
+                if not _out_of_space(error):
+                    raise
+                self._make_room(cache, need, error)
+                return operation(cache)
         except diskcache.Timeout:
             return fallback  # contention, not failure: this request goes uncached
         except _FAILURES as error:
-            with self._state:
-                self._fail(error)
+            if not _out_of_space(error):
+                with self._state:
+                    self._fail(error)
             return fallback
+
+    # --- disk space -----------------------------------------------------------------------
+
+    def _measure(
+        self, cache: diskcache.Cache, short: int | None = None, error: BaseException | None = None
+    ) -> None:
+        """Set the effective bound from the free space on the cache's file system: what the
+        cache holds, plus what is free, less the headroom; the configured bound at most.
+
+        ``short`` is the size of a write that just failed for space (``error``): whatever the
+        free space says, that much more must be made free, and the free space that the write
+        did not find (a quota ``statvfs`` does not show) is not counted on for a while.
+        """
+        stat = os.statvfs(self.directory)
+        free, disk = stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
+        held = int(cache.volume())
+        with self._state:
+            now = self._space_checked = time.monotonic()
+            if short is not None:
+                self._disproved = (max(0, free - short), now)
+            disproved, since = self._disproved
+            usable = free - disproved if now - since < DISTRUST else free
+            room = held + max(0, usable)  # what the cache could hold, if nothing were left free
+            # Less RESERVE, the room for SQLite's log, as in the configured bound: in bytes of the
+            # directory, the effective bound is then what it holds and what is free, less headroom.
+            headroom = room // HEADROOM + (short or 0)
+            effective = max(0, min(self.size_limit, room - headroom - RESERVE))
+            if effective < self.size_limit <= self._effective:
+                log.warning(
+                    "cache in %s: %s for its %d bytes (%s); holding at most %d until space returns",
+                    self.directory,
+                    os.strerror(errno.ENOSPC),
+                    self.size_limit + RESERVE,
+                    error if error is not None else f"{free} of {disk} bytes free",
+                    effective + RESERVE,
+                )
+            elif self._effective < self.size_limit <= effective:
+                log.warning("cache in %s has the disk space for its bound again", self.directory)
+            self._effective = effective
+            self._gauges[0].set(effective + RESERVE)
+            self._gauges[1].set(int(effective < self.size_limit))
+
+    def _make_room(self, cache: diskcache.Cache, need: int, error: BaseException) -> None:
+        """After a write failed for space: lower the effective bound and cull down to it. A COMMIT
+        that failed may leave its transaction open (diskcache rolls back only earlier failures)."""
+        if cache._con.in_transaction:  # this thread's connection; diskcache has no public way to ask
+            cache._sql("ROLLBACK")
+        self._measure(cache, short=need, error=error)
+        self._cull(cache)
+
+    def _cull(self, cache: diskcache.Cache, room: int = 0) -> None:
+        """Evict the least recently touched entries until ``room`` more bytes fit under the
+        effective bound. Before a write, not after it: diskcache culls ten entries at a time, and
+        a cache of a few large ones (a small disk, the copies) would lose the new one too.
+        """
+        if cache.volume() + room > self._effective:
+            cache.size_limit = self._effective - room  # what cull() evicts down to; reset() would persist it
+            EVICTIONS.inc(cache.cull())
 
     def _check(self) -> None:
         """Every ``retry_after`` seconds: reopen a cache that failed or whose index was deleted."""
@@ -561,10 +705,16 @@ class VariantCache:
             sqlite_journal_size_limit=WAL_PAGES * PAGE_SIZE,
             sqlite_mmap_size=0,  # mmap turns an index truncated under us into SIGBUS, a dead worker
             tag_index=True,  # purges find an original's entries by their tag
+            disk=_Disk,
             **({"disk_min_file_size": 0} if self._files_only else {}),
         )
         try:
             cache.incr(RENDERS, 0)  # a write: a read-only index fails here, not on a later request
+        except _FAILURES as error:
+            if _out_of_space(error):
+                return cache  # readable, and the next write makes room
+            cache.close()
+            raise
         except BaseException:
             cache.close()
             raise

@@ -24,7 +24,21 @@ from prometheus_client import (
 REQUESTS = Counter("image_origin_requests_total", "HTTP requests answered, by status", ["status"])
 CACHE = Counter("image_origin_cache_requests_total", "Image requests by cache outcome", ["outcome"])
 CACHE_HITS, CACHE_MISSES = CACHE.labels("hit"), CACHE.labels("miss")  # bound once, not per request
-EVICTIONS = Counter("image_origin_cache_evictions_total", "Variants evicted to keep the size bound")
+EVICTIONS = Counter("image_origin_cache_evictions_total", "Entries evicted to keep a cache under its bound")
+# Per cache (variants, copies of remote originals); every worker measures the same disk, so the
+# latest measurement of any live worker is the one shown.
+CACHE_EFFECTIVE = Gauge(
+    "image_origin_cache_effective_bytes",
+    "Bytes a cache may hold now: its configured bound, or less while its disk is short of space",
+    ["cache"],
+    multiprocess_mode="livemostrecent",
+)
+CACHE_DEGRADED = Gauge(
+    "image_origin_cache_degraded",
+    "1 while a cache is held under its configured bound for lack of disk space",
+    ["cache"],
+    multiprocess_mode="livemostrecent",
+)
 PURGES = Counter("image_origin_purges_total", "Originals purged (PURGE requests and the CLI)")
 PURGED = Counter("image_origin_purged_entries_total", "Cache entries removed by purges")
 RENDERS = Counter("image_origin_pipeline_runs_total", "Pipeline runs (decode, transform, encode)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -300,6 +301,52 @@ def test_unusable_directory_serves_uncached_and_warns_once(
         assert present(cache, "k")
     assert "available again" in caplog.text
     cache.close()
+
+
+def _full(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_write_that_fails_for_space_culls_and_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a failure: the cache stays up, holds less, and the write that failed is stored.
+    (On a real full disk, in test_full_disk.py; here the failure is injected once.)"""
+    cache = VariantCache(tmp_path / "c", 16 * MiB, retry_after=0)
+    for i in range(40):
+        cache.put(f"k{i}", rendered(100_000, seed=i))
+    store = diskcache.Cache.set
+    failures = []
+
+    def full_once(self: diskcache.Cache, key: str, *args: object, **kwargs: object) -> object:
+        if key == "new" and not failures:
+            failures.append(key)
+            _full()
+        return store(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(diskcache.Cache, "set", full_once)
+    with caplog.at_level(logging.WARNING, logger="proxy.cache"):
+        cache.put("new", rendered(100_000, seed=99))
+    assert failures == ["new"] and present(cache, "new")
+    assert not present(cache, "k0") and present(cache, "k39")  # the oldest made room
+    health = cache.health()
+    assert health["state"] == "degraded" and health["effective"] < 16 * MiB  # type: ignore[operator]
+    assert "No space left on device" in caplog.text and "unavailable" not in caplog.text
+    cache.close()
+
+
+def test_a_lock_with_no_room_is_not_waited_for(cache: VariantCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(diskcache.Cache, "add", _full)  # even after culling
+    started = time.monotonic()
+    variant = cache.fetch("k", lambda: rendered(100), keep=lambda: True)
+    assert not variant.hit and time.monotonic() - started < 0.5  # not the 2 s lock timeout
+    assert cache.health()["state"] == "degraded"  # not down
+    monkeypatch.undo()
+    # The free space the failure disproved (all of it, here) is not counted on for DISTRUST
+    # seconds; once it is again, the cache is back at its bound.
+    monkeypatch.setattr("proxy.cache.DISTRUST", 0.0)
+    cache.put("k", rendered(100))
+    assert present(cache, "k") and cache.health()["state"] == "ok"
 
 
 def test_stats_and_clear(cache: VariantCache) -> None:
