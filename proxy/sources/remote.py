@@ -219,16 +219,19 @@ class RemoteStore:
         worker that waited takes the outcome left by the one that asked."""
         wait = 0.0 if known is not None else max(0.0, deadline - time.monotonic())
         with self._copies.lock(_record_key(image_id), timeout=wait) as waited:
-            if waited:
-                record = self._record(image_id)
-                if known is not None:  # another worker is revalidating, or just did
-                    return record or known, None
+            # Look again even if the lock came at once: another worker may have asked between
+            # our look and our lock, and its outcome is ours.
+            record = self._record(image_id)
+            if known is not None:
+                if waited or (record is not None and record.checked > known.checked):
+                    return record or known, None  # another worker is revalidating, or just did
+            else:
                 if self._copies.get_value(_missing_key(image_id)):
                     raise NotFound()
                 if record is not None:
                     return record, None
                 self._raise_remembered_failure(image_id)
-                if time.monotonic() >= deadline:  # its holder outlived our deadline
+                if waited and time.monotonic() >= deadline:  # its holder outlived our deadline
                     raise UpstreamTimeout(TIMED_OUT)
             try:
                 return self._fetch(image_id, key, known, deadline)
@@ -244,13 +247,13 @@ class RemoteStore:
 
     def _download(self, image_id: str, key: str, wanted: str, deadline: float, ident: str) -> Outcome:
         """The whole original again, once across workers, for a copy that was evicted."""
-        with self._copies.lock(wanted, timeout=max(0.0, deadline - time.monotonic())) as waited:
-            record = self._record(image_id)
-            if waited and record is not None:
-                fetched = self._copies.open_blob(wanted)
-                if fetched is not None:  # another worker fetched it meanwhile: the caller opens it
-                    fetched.close()
-                    return record, None
+        with self._copies.lock(wanted, timeout=max(0.0, deadline - time.monotonic())):
+            record = self._record(image_id)  # looked at again, even if the lock came at once
+            fetched = self._copies.open_blob(wanted) if record is not None else None
+            if record is not None and fetched is not None:  # another worker fetched it: the caller opens it
+                fetched.close()
+                return record, None
+            self._raise_remembered_failure(image_id)  # or failed to, a moment ago
             try:
                 return self._fetch(image_id, key, None, deadline)
             except UpstreamError as error:
