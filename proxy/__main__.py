@@ -3,6 +3,7 @@
 python -m proxy cache stats              entries, bytes, hit/miss/render counts
 python -m proxy cache clear              empty the cache
 python -m proxy cache purge <id>...      drop every variant of these originals from this instance
+                                         (an id, or url:<URL> for an original fetched by /url/)
 python -m proxy purge --instances URL,URL <id>...
                                          PURGE them on every instance (PROXY_PURGE_TOKEN)
 python -m proxy tag <id>...              the cache tags a CDN purges these originals by
@@ -13,6 +14,7 @@ python -m proxy warm <id> [--sizes 200,400,800] [--fmt webp,jpeg]
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from collections.abc import Sequence
@@ -32,7 +34,7 @@ from .purge import original_tag, purge, tags_for
 from .settings import Settings, SettingsError, unknown_variables
 from .signing import sign
 from .sources import Source, SourceStore, open_copies, open_store
-from .sources.urls import UrlStore
+from .sources.urls import PREFIX, UrlStore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,7 +105,7 @@ def _purge_instances(settings: Settings, instances: list[str], ids: list[str]) -
     failed = 0
     for base in instances:
         for image_id in ids:
-            url = f"{base.rstrip('/')}/image/{quote(image_id)}"
+            url = f"{base.rstrip('/')}{_path(image_id)}"
             try:
                 answer = http.request("PURGE", url, headers=headers)
                 body = json.loads(answer.data) if answer.status == 200 else {}
@@ -113,6 +115,14 @@ def _purge_instances(settings: Settings, instances: list[str], ids: list[str]) -
             failed += answer is None or answer.status != 200
             print(f"{base} {image_id}: {outcome}")
     return 1 if failed else 0
+
+
+def _path(image_id: str) -> str:
+    """``/image/<id>``, or ``/url/<base64url>`` for the ``url:<URL>`` id of an arbitrary URL."""
+    if image_id.startswith(PREFIX):
+        encoded = base64.urlsafe_b64encode(image_id.removeprefix(PREFIX).encode()).rstrip(b"=").decode()
+        return f"/url/{encoded}"
+    return f"/image/{quote(image_id)}"
 
 
 def _warm(settings: Settings, cache: VariantCache, store: SourceStore, args: argparse.Namespace) -> int:
@@ -171,10 +181,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     cache = commands.add_parser("cache", help="inspect, empty or purge the variant cache")
     cache.add_argument("action", choices=("stats", "clear", "purge"))
-    cache.add_argument("ids", nargs="*", help="purge: image ids, as in /image/<id>")
+    cache.add_argument("ids", nargs="*", help="purge: image ids, as in /image/<id>, or url:<URL> for /url/")
     purger = commands.add_parser("purge", help="PURGE originals on every instance")
     purger.add_argument("--instances", type=_csv, required=True, help="base URLs: http://10.0.0.1:8000,...")
-    purger.add_argument("ids", nargs="+", help="image ids, as in /image/<id>")
+    purger.add_argument("ids", nargs="+", help="image ids, as in /image/<id>, or url:<URL> for /url/")
     tagger = commands.add_parser("tag", help="print the cache tags of originals")
     tagger.add_argument("ids", nargs="+", help="image ids, as in /image/<id>")
     warm = commands.add_parser("warm", help="pre-render variants of one original")

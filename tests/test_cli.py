@@ -174,6 +174,9 @@ def test_purge_reaches_every_instance_and_says_which_failed(settings: Settings) 
         assert f"{dead} photo.jpg: failed" in failing.stdout
         wrong = run(settings, "purge", "--instances", bases[0], "photo.jpg", PROXY_PURGE_TOKEN=token + "x")
         assert wrong.returncode == 1 and "HTTP 403" in wrong.stdout
+        fetched = "url:http://127.0.0.1:9/a.jpg"  # an original of /url/: purged at /url/<base64url>
+        result = run(settings, "purge", "--instances", bases[0], fetched, PROXY_PURGE_TOKEN=token)
+        assert result.returncode == 0 and result.stdout == f"{bases[0]} {fetched}: purged 0\n"
     finally:
         for server in servers:
             server.stop()

@@ -35,5 +35,8 @@ def checked_address(host: str, port: int, allow_private: bool) -> str:
         raise BlockedAddress(f"cannot resolve {host!r}") from None
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in answers]
     if not allow_private and not all(is_public(address) for address in addresses):
-        raise BlockedAddress(f"{host!r} resolves to an address that may not be fetched")
+        raise BlockedAddress(
+            f"{host!r} resolves to an address that may not be fetched"
+            " (PROXY_ALLOW_PRIVATE_ADDRESSES=1 allows private networks)"
+        )
     return str(addresses[0])
