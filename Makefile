@@ -26,7 +26,13 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check proxy tests bench deploy docs
 	$(BIN)/mypy
 
-test: lint
+# axe-core, which the browser tests inject into pages (tests/package.json), where npm is.
+AXE := tests/node_modules/axe-core/axe.min.js
+$(AXE): tests/package.json tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: lint $(if $(shell command -v npm),$(AXE))
 	$(BIN)/pytest
 
 $(VENV)/.bench: bench/requirements.txt requirements.txt | $(BIN)/activate
@@ -63,4 +69,4 @@ screenshot: $(VENV)/.dev
 	$(BIN)/python docs/screenshot.py
 
 clean:
-	rm -rf $(VENV) .venv-thumbor cache_dir .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-thumbor cache_dir .pytest_cache .mypy_cache .ruff_cache .hypothesis tests/node_modules

@@ -14,6 +14,11 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_browser = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="chromium is not installed (.ci/run does)"
 )
+# axe-core's rules, injected into pages: tests/package.json, installed by make test where npm is
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+needs_axe = pytest.mark.skipif(
+    not AXE.exists(), reason="axe-core is not installed (make test does, with npm)"
+)
 # Accept headers of image requests, as the browsers send them
 ACCEPT = {
     "chromium": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
@@ -44,6 +49,17 @@ def new_page(browser: Any, scale: float = 1, width: int = 1280) -> Any:
     page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: page.errors.append(str(error)))
     return page
+
+
+def accessibility_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """axe-core's violations of ``impacts`` on the page as it is now: rule, help, and the nodes."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']}: {[node['target'] for node in v['nodes']]}"
+        for v in result["violations"]
+        if v["impact"] in impacts
+    ]
 
 
 def raw_statuses(page: Any) -> list[int]:

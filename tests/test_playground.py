@@ -19,7 +19,7 @@ from proxy import create_app
 from proxy.settings import Settings
 from proxy.urls import image_url
 
-from .browser import launch, needs_browser, new_page, raw_statuses
+from .browser import accessibility_violations, launch, needs_axe, needs_browser, new_page, raw_statuses
 from .images import decode
 from .server import REPO, Server, start_gunicorn
 
@@ -230,3 +230,12 @@ def test_srcset_picks_the_width_the_viewport_and_scale_call_for(
     )
     chosen = page.eval_on_selector("img", "e => e.currentSrc")
     assert f"w={expected}" in chosen, chosen
+
+
+@needs_browser
+@needs_axe
+def test_the_page_has_no_serious_accessibility_violation(browser: object, server: Server) -> None:
+    """axe-core, the rules browsers' audits use, on the page once it has shown a result."""
+    page = open_page(browser, server)
+    loaded(page, f"http://127.0.0.1:{server.port}")
+    assert accessibility_violations(page) == []
