@@ -75,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "cache" and args.action == "stats":
             stats: dict[str, object] = {**cache.stats()}
             if copies is not None:
-                stats["sources"] = copies.stats()  # local copies of remote originals
+                copied = copies.stats()  # local copies of remote originals: a render there is a fetch
+                stats["sources"] = {
+                    ("fetches" if name == "renders" else name): n for name, n in copied.items()
+                }
             print(json.dumps(stats, indent=2))
         elif args.command == "cache" and args.action == "purge":
             stores: list[SourceStore] = [open_store(settings, copies)]

@@ -392,16 +392,22 @@ class VariantCache:
         return self._guard(read, None)
 
     def put_blob(self, key: str, data: bytes, tag: str | None = None) -> None:
+        """Store ``data``; counted as a render (for the copies of remote originals: a fetch)."""
         self._store(key, data, tag)
+        self._guard(lambda cache: cache.incr(RENDERS), None)
 
-    def open_blob(self, key: str) -> BinaryIO | None:
-        """An open file of the value's bytes (values of a ``files_only`` cache), or None."""
+    def open_blob(self, key: str, count: bool = True) -> BinaryIO | None:
+        """An open file of the value's bytes (values of a ``files_only`` cache), or None; counted
+        as a hit or a miss unless ``count`` is off (a look that is not a use)."""
 
         def read(cache: diskcache.Cache) -> BinaryIO | None:
             value = cache.get(key, read=True, retry=True)  # contention must not look like absence
             return value if value is None or not isinstance(value, bytes) else None
 
-        return self._guard(read, None)
+        found = self._guard(read, None)
+        if count:
+            self._count(MISSES if found is None else HITS)
+        return found
 
     # --- small records (remote originals' metadata, remembered refusals) ------------------
 

@@ -56,6 +56,8 @@ REFUSALS = Counter(
     "Misses answered 503, by reason: expected_wait, waited, queue_full, deadline",
     ["reason"],
 )
+for _reason in ("expected_wait", "waited", "queue_full", "deadline"):  # at 0 from the start, not
+    REFUSALS.labels(_reason)  # absent until the first refusal (a rate of an absent series is nothing)
 TRANSFORM_SECONDS = Histogram(
     "image_origin_transform_seconds",
     "Time to render a variant, by output format",

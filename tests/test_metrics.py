@@ -97,3 +97,5 @@ def test_workers_add_up(workers: Server) -> None:
         misses = values['image_origin_cache_requests_total{outcome="miss"}']
         assert hits + misses == 24 and misses == 12
         assert values["image_origin_transforms_in_flight"] == 0
+    for reason in ("expected_wait", "waited", "queue_full", "deadline"):  # a series from the start
+        assert values[f'image_origin_transform_refusals_total{{reason="{reason}"}}'] == 0

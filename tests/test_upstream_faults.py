@@ -203,3 +203,14 @@ def test_workers_share_one_attempt_and_its_failure(
         assert "upstream fetch failed" in server.log_text()  # the details, for the operator
     finally:
         server.stop()
+
+
+def test_the_copies_count_their_uses_and_fetches(settings: Settings, upstream: WebOriginals) -> None:
+    """cache stats' sources block: a copy fetched once, then opened for each render."""
+    client = mounted(settings, upstream)
+    for width in (30, 40, 50):
+        assert client.get(f"/image/img/photo.jpg?w={width}").status_code == 200
+    time.sleep(1.2)  # each worker adds its counts to the shared totals within a second
+    stats = VariantCache(settings.cache_dir / COPIES, settings.source_cache_size).stats()
+    assert stats["renders"] == 1 and stats["hits"] >= 3 and stats["misses"] == 0
+    assert stats["entries"] >= 2 and stats["bytes"] > len(upstream.files["photo.jpg"])

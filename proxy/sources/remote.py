@@ -173,7 +173,9 @@ class RemoteStore:
             self._raise_remembered_failure(source.id)
             wanted = _copy_key(source.id, source.version)
             record, data = self._wait(source.id, "download", partial(self._download, source.id, key, wanted))
-            handle = self._copies.open_blob(_copy_key(source.id, record.version)) or _spooled(data)
+            handle = self._copies.open_blob(_copy_key(source.id, record.version), count=False) or _spooled(
+                data
+            )
         with handle:
             # The file stays readable through this descriptor even if evicted meanwhile.
             yield f"/proc/self/fd/{handle.fileno()}"
@@ -249,7 +251,7 @@ class RemoteStore:
         """The whole original again, once across workers, for a copy that was evicted."""
         with self._copies.lock(wanted, timeout=max(0.0, deadline - time.monotonic())):
             record = self._record(image_id)  # looked at again, even if the lock came at once
-            fetched = self._copies.open_blob(wanted) if record is not None else None
+            fetched = self._copies.open_blob(wanted, count=False) if record is not None else None
             if record is not None and fetched is not None:  # another worker fetched it: the caller opens it
                 fetched.close()
                 return record, None
