@@ -34,11 +34,10 @@ import cv2
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "deploy"))
 
-from nginx_local import write_config  # noqa: E402
 from transform import photographic  # noqa: E402
 
+from deploy import nginx_local  # noqa: E402
 from tests.server import gunicorn_command  # noqa: E402
 
 HIT = "/image/hubble_deep_field.jpg?w=600&fmt=webp"
@@ -151,9 +150,20 @@ def wrk(
 
 
 def nginx_front(prefix: Path, origin_port: int, port: int) -> subprocess.Popen[bytes]:
-    """deploy/nginx.conf as shipped, in front of the origin (deploy/nginx_local.py)."""
-    command = write_config(prefix, port, f"127.0.0.1:{origin_port}")
+    """deploy/nginx.conf as shipped, in front of the origin (deploy/nginx_local.py), from
+    ``prefix``, a ``nginx_local.scratch()`` directory."""
+    command = nginx_local.write_config(prefix, port, f"127.0.0.1:{origin_port}")
     return subprocess.Popen(command, start_new_session=True)
+
+
+def nginx_static(prefix: Path, port: int, body: Path) -> subprocess.Popen[bytes]:
+    """nginx serving ``body`` as a static file, run as the front is (unprivileged, from
+    ``prefix``, a ``nginx_local.scratch()`` directory)."""
+    (prefix / "static").mkdir()
+    shutil.copy(body, prefix / "static" / "hit.webp")
+    (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, port=port))
+    command = ["nginx", "-e", f"{prefix}/error.log", "-c", f"{prefix}/nginx.conf", "-p", str(prefix)]
+    return subprocess.Popen(nginx_local.unprivileged(prefix, command), start_new_session=True)
 
 
 def main() -> None:
@@ -164,8 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
-    scratch = Path(tempfile.mkdtemp(prefix="bench-http-"))
-    scratch.chmod(0o755)  # nginx's workers run unprivileged
+    scratch = Path(tempfile.mkdtemp(prefix="bench-http-"))  # the origins' only: nginx has its own
     images = scratch / "images"
     shutil.copytree(REPO / "samples", images)
     cv2.imwrite(str(images / "big.jpg"), photographic(6000, 4000), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -173,6 +182,7 @@ def main() -> None:
     lua.write_text(f'TEMPLATE = "{ORIGIN_MISS}"\n' + MISS_LUA)
     env = {"PROXY_IMAGE_ROOT": str(images), "PROXY_CACHE_DIR": str(scratch / "cache")}
     processes = []
+    prefixes: list[Path] = []  # the nginx instances', each a directory nobody may reach (scratch())
     results: dict[str, dict[str, float]] = {}
     try:
         origin, origin_port = gunicorn("proxy.app:create_app()", env)
@@ -193,18 +203,11 @@ def main() -> None:
         wait_for(naive_port, "/image/big.jpg?w=100")
         nginx_port = front_port = None
         if shutil.which("nginx"):
-            front_port = free_port()
-            processes.append(nginx_front(scratch / "front", origin_port, front_port))
+            front_port, nginx_port = free_port(), free_port()
+            prefixes += [nginx_local.scratch("bench-front"), nginx_local.scratch("bench-static")]
+            processes.append(nginx_front(prefixes[0], origin_port, front_port))
+            processes.append(nginx_static(prefixes[1], nginx_port, scratch / "hit.webp"))
             wait_for(front_port, HIT)
-            prefix = scratch / "nginx"
-            (prefix / "static").mkdir(parents=True)
-            shutil.copy(scratch / "hit.webp", prefix / "static" / "hit.webp")
-            nginx_port = free_port()
-            (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, port=nginx_port))
-            nginx = subprocess.Popen(
-                ["nginx", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)], start_new_session=True
-            )
-            processes.append(nginx)
             wait_for(nginx_port, "/image/hit")
         thumbor_port = None
         if args.thumbor:
@@ -250,7 +253,8 @@ def main() -> None:
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(timeout=30)
-        shutil.rmtree(scratch, ignore_errors=True)
+        for directory in (scratch, *prefixes):
+            shutil.rmtree(directory, ignore_errors=True)
     ratio = {
         "hit / bare Flask": results["hit: origin"]["rps"] / results["hit: bare Flask, same bytes"]["rps"],
         "304 / hit": results["304: origin"]["rps"] / results["hit: origin"]["rps"],

@@ -1,19 +1,20 @@
 """Run deploy/nginx.conf as an unprivileged nginx under a scratch prefix, for tests and benchmarks.
 
-    python deploy/nginx_local.py PREFIX LISTEN_PORT ORIGIN_HOST:PORT...   # prints the nginx command
+    .venv/bin/python deploy/nginx_local.py PREFIX LISTEN_PORT ORIGIN_HOST:PORT...  # prints the command
 
 The shipped file is used as is, with only its EDIT lines pointed at the prefix and the given
 addresses (and the validity shortened where a test asks); the main configuration around it
 keeps every path under the prefix. Started by root (as CI is), nginx runs as nobody, master
-and workers alike, owning only the prefix.
+and workers alike, owning only the prefix, which must be where nobody can reach it (under /tmp,
+see ``scratch``): nothing outside it is touched.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import pwd
 import re
-import sys
 import tempfile
 from pathlib import Path
 
@@ -54,20 +55,42 @@ def write_config(
     )
 
 
+def scratch(name: str) -> Path:
+    """A new directory for a front, in the system's temporary directory, which everyone may
+    traverse: a prefix an unprivileged front can reach without opening anything else."""
+    return Path(tempfile.mkdtemp(prefix=f"{name}-"))
+
+
 def unprivileged(directory: Path, command: list[str]) -> list[str]:
     """``command`` as it must run to own only ``directory``: as is for a user, as nobody for root
-    (as CI is), with ``directory`` handed to nobody and its parents made reachable."""
+    (as CI is), with ``directory`` (and only it) handed to nobody.
+
+    Its parents are never changed: one nobody cannot traverse is an error naming it."""
     if os.geteuid() != 0:
         return command
-    for path in (directory, *directory.parents):  # nobody must reach the directory...
-        if path.stat().st_mode & 0o005 != 0o005:
-            path.chmod(path.stat().st_mode | 0o005)
-        if path == Path(tempfile.gettempdir()):
-            break
-    for path in (directory, *directory.rglob("*")):  # ...and own it
+    for parent in directory.parents:
+        if parent.stat().st_mode & 0o001 == 0:
+            raise SystemExit(f"{parent} is closed to nobody: choose a prefix under {tempfile.gettempdir()}")
+    for path in (directory, *directory.rglob("*")):
         os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
     return ["setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}", "--clear-groups", *command]
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Write PREFIX/nginx.conf around deploy/nginx.conf; print the command."
+    )
+    parser.add_argument("prefix", type=Path, help="a scratch directory for nginx's files, e.g. under /tmp")
+    parser.add_argument("port", type=int, help="the loopback port nginx listens on")
+    parser.add_argument("origins", nargs="+", metavar="ORIGIN", help="gunicorn addresses, host:port")
+    parser.add_argument("--validity", type=int, help="the front's validity in seconds (default: the file's)")
+    parser.add_argument("--jxl", action="store_true", help="uncomment the Accept map's JPEG XL line")
+    args = parser.parse_args()
+    command = write_config(
+        args.prefix.resolve(), args.port, *args.origins, validity=args.validity, jxl=args.jxl
+    )
+    print(" ".join(command))
+
+
 if __name__ == "__main__":
-    print(" ".join(write_config(Path(sys.argv[1]).resolve(), int(sys.argv[2]), *sys.argv[3:])))
+    main()

@@ -2,16 +2,17 @@
 # marked backend lines; tests/test_varnish.py runs this very file (deploy/varnish_local.py).
 #
 # What it does, and why:
-# - Caches /image/ and /url/ answers by URL; only fmt=auto answers vary, on an Accept header
-#   first reduced to the formats the origin may choose among that the client accepts, so every
-#   browser shares one entry per format instead of one per Accept string.
+# - Caches /image/ and /url/ answers by URL; only fmt=auto (and preset) answers vary, on an
+#   Accept header first reduced to the formats the origin may choose among that the client
+#   accepts, so every browser shares one entry per format instead of one per Accept string.
+# - Never stores an error (they come with no-store): a 404 is not replayed after an upload.
 # - Keeps each object past its freshness (grace, keep): a client is answered from the stale
 #   copy while Varnish revalidates it in the background with If-None-Match (a 304 from a stat
 #   on the origin), and while the origin fails, for as long as its stale-if-error allows.
 # - Coalesces concurrent misses for one URL into one origin request (Varnish does so itself).
 # - PURGE /image/<id> goes to the origin, which checks the bearer token and drops the
 #   original everywhere it keeps it; if it agrees, the objects tagged with the original's tag
-#   (the Surrogate-Key it answers with) are purged here too: one request for both.
+#   (the Surrogate-Key or Cache-Tag it answers with) are purged here too: one request for both.
 
 vcl 4.1;
 
@@ -41,7 +42,7 @@ sub vcl_recv {
     }
     unset req.http.Cookie;
     unset req.http.Authorization;
-    if (req.url ~ "[?&]fmt=auto(&|$)") {
+    if (req.url ~ "[?&](fmt=auto|preset=)") {  # answers that may vary on Accept (presets may say auto)
         # The origin's negotiation, reduced to the formats it may choose among that the client
         # names with q > 0; its PROXY_AUTO_FORMATS order then picks. With jxl in that order,
         # uncomment the JPEG XL line.
@@ -53,10 +54,20 @@ sub vcl_recv {
         if (req.http.Accept ~ "image/webp(?!\s*;\s*q=0(\.0*)?\s*(,|$))") {
             set req.http.X-Formats = req.http.X-Formats + "image/webp,";
         }
-        set req.http.Accept = req.http.X-Formats + "image/jpeg";
+        # Then image/jpeg for a browser's image request (an image type first), */* for a script's:
+        # an error answers the one as a placeholder image (PROXY_ERROR_IMAGE), the other as JSON.
+        if (req.http.Accept ~ "^\s*image/") {
+            set req.http.Accept = req.http.X-Formats + "image/jpeg";
+        } else {
+            set req.http.Accept = req.http.X-Formats + "*/*";
+        }
         unset req.http.X-Formats;
+    } elsif (req.http.Accept ~ "^\s*image/") {
+        # An explicit format: Accept changes no image, only an error's form (PROXY_ERROR_IMAGE:
+        # a placeholder for a browser's <img>, JSON for the rest), and errors are never stored.
+        set req.http.Accept = "image/*";
     } else {
-        unset req.http.Accept;  # an explicit format: Accept changes nothing
+        set req.http.Accept = "*/*";
     }
     if (std.healthy(req.backend_hint)) {
         set req.grace = 60s;  # stale-while-revalidate, while the origin answers
@@ -68,8 +79,19 @@ sub vcl_backend_response {
     if (bereq.is_bgfetch && beresp.status >= 500) {
         return (abandon);  # a failed background revalidation: keep serving the stale copy
     }
+    if (beresp.status >= 400 || beresp.http.Cache-Control ~ "no-store") {
+        # Errors are answered with no-store: never kept, so an original uploaded after a 404 is
+        # seen at once. Returning deliver skips the built-in VCL that would have honoured it.
+        set beresp.uncacheable = true;
+        set beresp.ttl = 0s;
+        return (deliver);
+    }
+    # What xkey indexes objects by: the origin's tags, whichever header PROXY_TAG_HEADERS names
+    # (Surrogate-Key space-separated, Cache-Tag comma-separated; xkey reads both).
     if (beresp.http.Surrogate-Key) {
-        set beresp.http.xkey = beresp.http.Surrogate-Key;  # what xkey indexes objects by
+        set beresp.http.xkey = beresp.http.Surrogate-Key;
+    } elsif (beresp.http.Cache-Tag) {
+        set beresp.http.xkey = beresp.http.Cache-Tag;
     }
     # Stale copies stay usable for the origin's stale-if-error (grace, narrowed to 60 s by
     # vcl_recv while the origin is healthy), and revalidatable by ETag for a week after that.
@@ -85,6 +107,8 @@ sub vcl_deliver {
     if (req.method == "PURGE") {
         if (resp.status == 200 && resp.http.Surrogate-Key) {
             set resp.http.X-Front-Purged = xkey.purge(resp.http.Surrogate-Key);
+        } elsif (resp.status == 200 && resp.http.Cache-Tag) {
+            set resp.http.X-Front-Purged = xkey.purge(regsuball(resp.http.Cache-Tag, "[, ]+", " "));
         }
         return (deliver);
     }

@@ -1,15 +1,16 @@
 """Run deploy/varnish.vcl as an unprivileged varnishd under a scratch directory, for tests.
 
-    python deploy/varnish_local.py DIR LISTEN_PORT ORIGIN_HOST:PORT   # prints the varnishd command
+    .venv/bin/python deploy/varnish_local.py DIR LISTEN_PORT ORIGIN_HOST:PORT  # prints the command
 
 The shipped file is used as is, with only its two EDIT lines pointed at the origin. Started by
-root (as CI is), varnishd runs as nobody with no jail, owning only DIR; otherwise as the user.
+root (as CI is), varnishd runs as nobody with no jail, owning only DIR (which nobody must be able
+to reach: see nginx_local.scratch); otherwise as the user.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
-import sys
 from pathlib import Path
 
 try:
@@ -42,5 +43,18 @@ def write_config(directory: Path, port: int, origin: str) -> list[str]:
     return unprivileged(directory, command)
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Write DIR/image-origin.vcl from deploy/varnish.vcl; print the command."
+    )
+    parser.add_argument(
+        "directory", type=Path, help="a scratch directory for varnishd's files, e.g. under /tmp"
+    )
+    parser.add_argument("port", type=int, help="the loopback port varnishd listens on")
+    parser.add_argument("origin", help="the gunicorn address, host:port")
+    args = parser.parse_args()
+    print(" ".join(write_config(args.directory.resolve(), args.port, args.origin)))
+
+
 if __name__ == "__main__":
-    print(" ".join(write_config(Path(sys.argv[1]).resolve(), int(sys.argv[2]), sys.argv[3])))
+    main()

@@ -1,0 +1,175 @@
+"""What a browser or a CDN sees, once per way to the origin: straight to gunicorn, through
+deploy/nginx.conf and through deploy/varnish.vcl (tests/fronts.py), so that every behaviour
+here holds through both shipped fronts by default.
+
+Where a front cannot do what the origin does, the test says so by name (nginx cannot purge:
+its copies last its validity, and versioned URLs are what reaches it at once)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+from collections.abc import Iterator
+
+import cv2
+import pytest
+
+from proxy.purge import original_tag
+from proxy.urls import image_url, version_token
+
+from .browser import ACCEPT
+from .fronts import PATHS, TOKEN, Way, start
+from .images import decode, encode, photo, quadrants
+from .upstreams import WebOriginals, web_originals
+
+PAGE_A, PAGE_B = "https://shop.example", "https://blog.example"
+VALIDITY = 2  # nginx's own validity here (30 s as shipped): how long it may answer a purged copy
+ENV = {
+    "PROXY_CORS_ORIGINS": f"{PAGE_A},{PAGE_B}",
+    "PROXY_ERROR_IMAGE": "1",
+    "PROXY_URL_HOSTS": "127.0.0.1",
+    "PROXY_ALLOW_PRIVATE_ADDRESSES": "1",  # the /url/ upstream is on loopback
+}
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[WebOriginals]:
+    with web_originals() as server:
+        server.files["photo.jpg"] = encode(photo(300, 200), ".jpg", cv2.IMWRITE_JPEG_QUALITY, 90)
+        yield server
+
+
+@pytest.fixture(scope="module", params=PATHS)
+def way(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Way]:
+    way = start(request.param, tmp_path_factory.mktemp(request.param), ENV, validity=VALIDITY)
+    yield way
+    way.stop()
+
+
+def test_the_cache_status_is_x_cache_and_scripts_may_read_it(way: Way) -> None:
+    url = "/image/rocket.jpg?w=201"
+    assert way.request(url)[1]["x-cache"] == "MISS"
+    assert way.request(url)[1]["x-cache"] == "HIT"
+    _, headers, _ = way.request(url, Origin=PAGE_A)
+    assert "X-Cache" in headers["access-control-expose-headers"]
+
+
+def test_each_page_origin_gets_its_own_cors_answer_304s_included(way: Way) -> None:
+    url = "/image/rocket.jpg?w=202"
+    for _ in range(2):  # a miss, then from the front's cache
+        for page in (PAGE_A, PAGE_B):
+            status, headers, _ = way.request(url, Origin=page)
+            assert status == 200 and headers["access-control-allow-origin"] == page, page
+    etag = way.request(url)[1]["etag"]
+    for page in (PAGE_A, PAGE_B):
+        status, headers, _ = way.request(url, Origin=page, If_None_Match=etag)
+        assert status == 304 and headers.get("access-control-allow-origin") == page, page
+    for headers in (way.request(url, Origin="https://evil.example")[1], way.request(url)[1]):
+        assert "access-control-allow-origin" not in headers
+
+
+def test_errors_are_never_stored(way: Way) -> None:
+    """'I uploaded it and it is still broken': a 404 is not replayed once the original exists."""
+    url = "/image/later.jpg?w=60"
+    for _ in range(2):
+        status, headers, _ = way.request(url)
+        assert status == 404 and headers["cache-control"] == "no-store"
+    assert way.origin_requests(url, 2) == 2
+    shutil.copy(way.images / "rocket.jpg", way.images / "later.jpg")
+    status, _, body = way.request(url)
+    assert status == 200 and decode(body).shape[1] == 60
+
+
+@pytest.mark.parametrize("fmt", ["", "&fmt=jpeg", "&fmt=webp", "&fmt=auto"])
+def test_a_browser_gets_a_placeholder_and_a_script_json(way: Way, fmt: str) -> None:
+    url = f"/image/nothing.jpg?w=50{fmt}"
+    for _ in range(2):  # neither answer is kept for the other kind of client
+        status, headers, body = way.request(url, Accept=ACCEPT["chromium"])
+        assert status == 404 and headers["content-type"] == "image/png" and decode(body).shape == (90, 160, 3)
+        status, headers, body = way.request(url, Accept="*/*")
+        assert status == 404 and headers["content-type"] == "application/json"
+        assert json.loads(body) == {"status": 404, "error": "no such image"}
+
+
+def test_url_originals(way: Way, upstream: WebOriginals) -> None:
+    encoded = base64.urlsafe_b64encode(f"{upstream.base}img/photo.jpg".encode()).rstrip(b"=").decode()
+    url = f"/url/{encoded}?w=120&fmt=png"
+    status, headers, body = way.request(url)
+    assert status == 200 and headers["content-type"] == "image/png" and decode(body).shape == (80, 120, 3)
+    assert way.request(url)[1]["x-cache"] == "HIT"
+
+
+def test_one_object_per_explicit_format_whoever_asks(way: Way) -> None:
+    url = "/image/chelsea.png?w=130&fmt=jpeg"
+    answers = [way.request(url, Accept=ACCEPT[browser]) for browser in ("chromium", "old safari", "firefox")]
+    answers.append(way.request(url, Accept="*/*"))
+    assert [headers["content-type"] for _, headers, _ in answers] == ["image/jpeg"] * 4
+    assert [headers["x-cache"] for _, headers, _ in answers] == ["MISS", "HIT", "HIT", "HIT"]
+    assert way.front is None or way.origin_requests(url, 1) == 1  # a front asked the origin once
+
+
+def test_auto_gives_each_format_class_its_own_object(way: Way) -> None:
+    url = "/image/chelsea.png?w=140&fmt=auto"
+    seen = []
+    for browser in ("chromium", "firefox", "safari", "old safari", "old safari"):
+        status, headers, _ = way.request(url, Accept=ACCEPT[browser])
+        assert status == 200 and "Accept" in headers["vary"]
+        seen.append((headers["content-type"], headers["x-cache"]))
+    assert seen == [
+        ("image/avif", "MISS"),
+        ("image/avif", "HIT"),
+        ("image/avif", "HIT"),
+        ("image/jpeg", "MISS"),
+        ("image/jpeg", "HIT"),
+    ]
+    assert way.front is None or way.origin_requests(url, 2) == 2
+
+
+def test_a_purge_and_a_versioned_url(way: Way) -> None:
+    """After the original is replaced and purged, its versioned URL shows the new picture at once
+    on every path; its plain URL does too, except through nginx, which cannot purge and answers
+    its copy until its validity ends."""
+    (way.images / "swap.png").write_bytes(encode(photo(200, 100), ".png"))
+    plain = "/image/swap.png?w=100"
+    old = way.request(plain)[2]
+    assert way.request(plain)[1]["x-cache"] == "HIT"
+    (way.images / "swap.png").write_bytes(encode(quadrants(200, 100), ".png"))
+    version = f"{(way.images / 'swap.png').stat().st_size:x}"  # any token that changed will do
+    status, headers, body = way.request("/image/swap.png", method="PURGE", Authorization=f"Bearer {TOKEN}")
+    assert status == 200 and json.loads(body)["purged"] >= 1
+    assert json.loads(body)["tag"] == original_tag("swap.png") == headers["surrogate-key"]
+    versioned = image_url("swap.png", w=100, v=version_token(version))
+    status, headers, new = way.request(versioned)
+    assert status == 200 and tuple(decode(new)[2, 2]) == (0, 0, 255)  # the quadrants' red corner
+    status, headers, again = way.request(plain)
+    if way.name == "nginx":
+        assert again == old and headers["x-cache"] == "HIT"  # the documented window
+        time.sleep(VALIDITY + 1.1)
+        again = way.request(plain)[2]
+    assert tuple(decode(again)[2, 2]) == (0, 0, 255)
+
+
+@pytest.fixture(scope="module", params=PATHS)
+def cache_tag_way(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Way]:
+    base = tmp_path_factory.mktemp(f"{request.param}-cache-tag")
+    way = start(request.param, base, {"PROXY_TAG_HEADERS": "Cache-Tag"}, validity=VALIDITY)
+    yield way
+    way.stop()
+
+
+def test_the_tag_header_named_is_what_purges_go_by(cache_tag_way: Way) -> None:
+    way = cache_tag_way
+    url = "/image/coffee.png?w=90"
+    status, headers, _ = way.request(url)
+    assert status == 200 and "surrogate-key" not in headers
+    assert headers["cache-tag"].split(",")[0] == original_tag("coffee.png")
+    assert way.request(url)[1]["x-cache"] == "HIT"
+    status, headers, _ = way.request("/image/coffee.png", method="PURGE", Authorization=f"Bearer {TOKEN}")
+    assert status == 200 and headers["cache-tag"] == original_tag("coffee.png")
+    if way.name == "varnish":
+        assert headers["x-front-purged"] == "1"
+    time.sleep(0.6)  # every worker's memory tier lets go within half a second (README)
+    expected = "HIT" if way.name == "nginx" else "MISS"  # nginx cannot purge (its validity)
+    assert way.request(url)[1]["x-cache"] == expected
