@@ -41,7 +41,7 @@ DEFAULT_LIMITS = Limits()
 
 # Bump whenever the bytes produced for the same request change, or an answer once given must not be
 # given again (11: truncated originals are refused), so caches miss.
-PIPELINE_VERSION = "11"
+PIPELINE_VERSION = "12"  # 12: animated AVIF without the encoder's clock
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
@@ -200,7 +200,21 @@ def render_animation(
     if not ok:
         raise InvalidParameter("fmt", f"cannot encode this animation as {output.name}")
     encoded = buffer.tobytes()
-    return Rendered(with_avif_plays(encoded, plays) if output.name == "avif" and plays else encoded, output)
+    if output.name == "avif":
+        encoded = timeless(with_avif_plays(encoded, plays) if plays else encoded)
+    return Rendered(encoded, output)
+
+
+def timeless(data: bytes) -> bytes:
+    """An AVIF sequence with its creation and modification times (mvhd, tkhd, mdhd) at zero, as
+    ISOBMFF allows: OpenCV's writer stamps the clock, so every render of one variant differed,
+    and one ETag named many byte strings."""
+    patched = bytearray(data)
+    for kind in (b"mvhd", b"tkhd", b"mdhd"):
+        for at in isobmff_boxes(data, 0, len(data), kind):
+            width = 8 if data[at] == 1 else 4  # version 1: 64-bit times
+            patched[at + 4 : at + 4 + 2 * width] = bytes(2 * width)
+    return bytes(patched)
 
 
 def with_avif_plays(data: bytes, plays: int) -> bytes:

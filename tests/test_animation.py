@@ -16,7 +16,7 @@ from proxy.errors import InvalidParameter, SourceTooLarge
 from proxy.formats import FORMATS
 from proxy.params import ImageParams
 from proxy.pipeline import render
-from proxy.probe import probe
+from proxy.probe import isobmff_boxes, probe
 
 from .images import decode
 
@@ -87,6 +87,19 @@ def test_an_avif_plays_as_often_as_its_original(tmp_path: Path) -> None:
     forever.durations = [100, 100]
     ok, data = cv2.imencodeanimation(".avif", forever)
     assert ok and probe(write(tmp_path, "forever.avif", data.tobytes())).plays == 0
+
+
+@pytest.mark.parametrize("loop", [0, 2])
+def test_an_animated_avif_is_the_same_bytes_whenever_it_is_rendered(tmp_path: Path, loop: int) -> None:
+    """One ETag, one byte string: OpenCV's writer stamps the clock into the movie's header boxes."""
+    if "avif" not in FORMATS:
+        pytest.skip("this OpenCV build cannot write AVIF")
+    gif = write(tmp_path, "a.gif", animation("GIF", loop=loop))
+    first = render(gif, ImageParams(width=90), "avif").data
+    time.sleep(1.1)  # the times are in seconds
+    assert render(gif, ImageParams(width=90), "avif").data == first
+    for at in isobmff_boxes(first, 0, len(first), b"mvhd"):
+        assert first[at + 4 : at + 12] == bytes(8)  # creation and modification times (version 0)
 
 
 @pytest.mark.parametrize("target", ["png", "jpeg"])
