@@ -74,9 +74,10 @@ import diskcache
 
 from .formats import WEBP_EFFORT, mime_of
 from .gate import alive
+from .keys import PIPELINE_VERSION
 from .metrics import CACHE_DEGRADED, CACHE_EFFECTIVE, EVICTIONS
 from .params import ImageParams
-from .pipeline import PIPELINE_VERSION, Rendered
+from .pipeline import Rendered
 from .sources import Source
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from .color import cmyk_to_bgr, converts, to_srgb
 from .errors import InvalidParameter, SourceTooLarge, UnsupportedImage
 from .formats import AVIF_SPEED, FORMATS, JXL_EFFORT, WEBP_EFFORT, Format, resolve
 from .gravity import window
+from .keys import PIPELINE_VERSION as PIPELINE_VERSION  # re-exported: bump it in keys.py
 from .limits import Limits
 from .params import ImageParams
 from .probe import SourceInfo, isobmff_boxes, probe
@@ -39,9 +40,6 @@ RGBA = tuple[int, int, int, int]
 
 DEFAULT_LIMITS = Limits()
 
-# Bump whenever the bytes produced for the same request change, or an answer once given must not be
-# given again (11: truncated originals are refused), so caches miss.
-PIPELINE_VERSION = "12"  # 12: animated AVIF without the encoder's clock
 
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
