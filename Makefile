@@ -22,9 +22,10 @@ serve: $(VENV)/.runtime
 	PROXY_PLAYGROUND=$${PROXY_PLAYGROUND:-1} $(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:$(PORT) "proxy.app:create_app()"
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check proxy tests bench deploy docs
-	$(BIN)/ruff format --check proxy tests bench deploy docs
+	$(BIN)/ruff check proxy tests bench deploy docs tools
+	$(BIN)/ruff format --check proxy tests bench deploy docs tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # axe-core, which the browser tests inject into pages (tests/package.json), where npm is.
 AXE := tests/node_modules/axe-core/axe.min.js
@@ -69,4 +70,4 @@ screenshot: $(VENV)/.dev
 	$(BIN)/python docs/screenshot.py
 
 clean:
-	rm -rf $(VENV) .venv-thumbor cache_dir .pytest_cache .mypy_cache .ruff_cache .hypothesis tests/node_modules
+	rm -rf $(VENV) .venv-thumbor cache_dir .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache tests/node_modules

@@ -23,14 +23,15 @@ from urllib.parse import quote
 import urllib3
 from werkzeug.datastructures import MultiDict
 
-from .app import declared_kind
-from .cache import VariantCache, variant_key
+from .app import declared_kind, variant_key
+from .cache import VariantCache
 from .errors import ProxyError
 from .formats import LEGACY, SOURCE, negotiate, resolve
+from .keys import original_tag, tags_for
 from .limits import Limits
 from .params import ImageParams, check_presets, parse_params
 from .pipeline import Rendered, render
-from .purge import original_tag, purge, tags_for
+from .purge import purge
 from .settings import Settings, SettingsError, unknown_variables
 from .signing import sign
 from .sources import Source, SourceStore, open_copies, open_store

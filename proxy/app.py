@@ -13,19 +13,20 @@ from dataclasses import dataclass, field
 
 from flask import Flask, Response, request
 
+from . import keys
 from .access import AccessLog
-from .cache import VariantCache, copy_key, kind_key
+from .cache import VariantCache
 from .errors import UnsupportedImage, register_error_handlers
+from .formats import WEBP_EFFORT, Format
 from .gate import TransformGate, gate_directory
 from .http import cache_control, cors_headers
-from .intermediate import render_reduced
+from .keys import original_tag, tag_headers, tags_for
 from .limits import Limits
 from .metrics import IN_FLIGHT, RENDERS, SOURCE_BYTES, SOURCE_PIXELS, TRANSFORM_SECONDS, register_metrics
 from .ops import ops
 from .params import ImageParams, check_presets, query_parser
-from .pipeline import Rendered
+from .pipeline import Rendered, render_reduced
 from .probe import Kind, probe
-from .purge import original_tag, tag_headers, tags_for
 from .settings import Settings
 from .sources import Source, SourceStore, open_copies, open_store
 from .sources.urls import UrlStore
@@ -72,6 +73,10 @@ class Origin:
             raise UnsupportedImage(known)
         return known
 
+    def variant_key(self, source: Source, params: ImageParams, target: str) -> str:
+        """The cache key of a request's variant, which its ETag derives from."""
+        return variant_key(source, params, target, self.settings.webp_effort)
+
     def tag_headers(self, image_id: str, mount: bool = True) -> dict[str, str]:
         """The cache tag headers for an original: its tag, and its mount's unless ``mount`` is off."""
         names = self.settings.tag_headers
@@ -84,21 +89,30 @@ class Origin:
         """The mount prefixes, longest first (settings.mounts sorts them on every call)."""
         return tuple(mount.prefix for mount in self.settings.mounts)
 
-    def render(self, store: SourceStore, source: Source, params: ImageParams, target: str) -> Rendered:
+    def render(self, store: SourceStore, source: Source, params: ImageParams, output: Format) -> Rendered:
         """Run the pipeline in a transform slot, under the deadline, through a reduced copy of
-        the original when that pays (intermediate.py). The original is local before the slot is
-        taken: a remote one fetched again must not hold a slot while its upstream is slow."""
+        the original when that pays (pipeline/reduced.py), producing ``output``, the format the
+        view resolved. The original is local before the slot is taken: a remote one fetched again
+        must not hold a slot while its upstream is slow."""
         with store.local(source) as path, self.gate.slot(), IN_FLIGHT.track_inprogress():
             started = time.monotonic()
             info = probe(path)  # read once: the pipeline plans with it, the histograms count it
             limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
             tag = original_tag(source.id)
-            rendered = render_reduced(self.cache, copy_key(source), path, params, target, limits, info, tag)
+            reduced = keys.reduced_key(source.id, source.version)
+            rendered = render_reduced(self.cache, reduced, path, params, output, limits, info, tag)
             RENDERS.inc()
             TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
             SOURCE_BYTES.observe(info.bytes)
             SOURCE_PIXELS.observe((info.width or 0) * (info.height or 0))
             return rendered
+
+
+def variant_key(source: Source, params: ImageParams, target: str, webp_effort: int = WEBP_EFFORT) -> str:
+    """keys.variant_key of a request: ``target`` the format produced (formats.resolve); a WebP
+    effort is named only when it is not the encoder's default, so the default's keys stand."""
+    effort = None if webp_effort == WEBP_EFFORT else webp_effort
+    return keys.variant_key(source.id, source.version, params.transform, target, effort)
 
 
 def declared_kind(cache: VariantCache, store: SourceStore, source: Source) -> Kind:
@@ -108,7 +122,7 @@ def declared_kind(cache: VariantCache, store: SourceStore, source: Source) -> Ki
 
     Kept as text ("png 0 1", or "!" and the refusal), which a damaged index cannot turn into
     anything but a string that does not parse, and then the header is read again."""
-    key = kind_key(source)
+    key = keys.kind_key(source.id, source.version)
     known = cache.get_value(key)
     if isinstance(known, str) and known.startswith("!"):
         raise UnsupportedImage(known[1:])

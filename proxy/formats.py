@@ -35,7 +35,7 @@ class Format:
 
     def encoder_flags(self, quality: int) -> list[int]:
         """OpenCV ``imencode`` parameters for this format at ``quality`` (1..100); JPEG XL is
-        encoded by imagecodecs (pipeline.encode), OpenCV's wheels having no libjxl."""
+        encoded by imagecodecs (pipeline/encode.py), OpenCV's wheels having no libjxl."""
         if self.name == "jpeg":
             return [cv2.IMWRITE_JPEG_QUALITY, quality]
         if self.name == "webp":
@@ -43,12 +43,11 @@ class Format:
         if self.name == "avif":
             return [cv2.IMWRITE_AVIF_QUALITY, quality, cv2.IMWRITE_AVIF_SPEED, AVIF_SPEED]
         # Run-length zlib after PNG's row filters: on photographic thumbnails it was both the
-        # fastest and the smallest (26 ms, 1.05 MB for 1000x667, against 50 ms, 1.19 MB for
-        # level 3 and 81 ms, 1.16 MB for level 6; bench/transform.py). Flat graphics still
-        # compress, as runs. Row filters: libpng tries all five per row by default; trying
-        # only none, sub and up halved the encode of a 2000x1333 photo (100 -> 63 ms) for 13%
-        # more bytes, still 39% fewer than libvips' PNG, and flat graphics kept their size
-        # (16.1 against 15.8 KB). Sub alone was faster but made flat graphics 70% larger.
+        # fastest and the smallest, against zlib levels 3 and 6. Flat graphics still compress, as
+        # runs. Row filters: libpng tries all five per row by default; trying only none, sub and
+        # up encodes a photo much sooner for a few more bytes (still fewer than libvips' PNG), and
+        # flat graphics keep their size; sub alone was faster but made flat graphics much larger
+        # (figures: docs/performance.md).
         return [
             cv2.IMWRITE_PNG_COMPRESSION,
             1,
@@ -59,10 +58,9 @@ class Format:
         ]
 
 
-# libjxl's effort, 1..9 (bench/formats.py, q82, 400 px): effort 3 took 6 ms for 33.6 KB, 5 took
-# 26 ms for 22.1 KB (1.3 dB less PSNR on that noisy corpus, 0.06 dB on a smoother photo), 7 (libjxl's
-# default) 58 ms for the same bytes as 5; at 1600 px 135, 642 and 954 ms. 5 is where the bytes are,
-# at most about AVIF's time.
+# libjxl's effort, 1..9: 3 is far sooner but its files far larger, 7 (libjxl's default) takes much
+# longer than 5 for the same bytes. 5 is where the bytes are, at most about AVIF's time (figures:
+# docs/performance.md).
 JXL_EFFORT = 5
 AVIF_SPEED = 8  # libavif's slowest speeds cost seconds per image; 8 keeps a miss interactive
 WEBP_EFFORT = 4  # libwebp's default method, the one OpenCV's encoder uses (PROXY_WEBP_EFFORT changes it)

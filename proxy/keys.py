@@ -1,12 +1,112 @@
 """Every cache key and cache tag, built in one place from plain values.
 
-Imports nothing from the sources or the pipeline, so that the storage layer can name what it
-stores without loading either (and OpenCV with it).
+Imports nothing from the proxy (nor anything but the standard library), so that the storage
+layer can name what it stores without loading the sources or the pipeline (and OpenCV with it).
+
+Keys, by what they name (the ETag derives from the variant key: http.etag_for; no other key is
+part of an answer). In the variant cache:
+
+    variant_key   PIPELINE_VERSION|id|version|transform|format  a rendered variant
+    kind_key      kind|PIPELINE_VERSION|id|version     an original version's header kind (app.declared_kind)
+    reduced_key   reduced|PIPELINE_VERSION|id|version  a large original's reduced copy (pipeline/reduced.py)
+
+In the copies' cache of remote originals (sources/remote.py):
+
+    copy_key      copy|id|version   a remote original's local copy: the only "copy" key
+    record_key    record|id         its remembered version, ETag and dates
+    missing_key   missing|id        its remembered absence upstream
+    failed_key    failed|id         its remembered upstream failure
+
+Tags name an original (``o-``) or a mount (``m-``) in the variant cache, the copies' cache and
+the CDN headers (purge.py).
 """
 
 from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable
 
 # Bump whenever the bytes produced for the same request change, or an answer once given must not be
 # given again (11: truncated originals are refused; 12: animated AVIF without the encoder's clock),
 # so caches miss.
 PIPELINE_VERSION = "12"
+
+KIND_PREFIX = "kind|"  # the variant cache counts these as bookkeeping, not entries
+REDUCED_PREFIX = "reduced|"
+COPY_PREFIX = "copy|"
+SURROGATE_KEY = "surrogate-key"  # the one tag header whose tags are separated by spaces
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def variant_key(
+    image_id: str, version: str, transform: str, output: str, webp_effort: int | None = None
+) -> str:
+    """Everything that changes the bytes: pipeline, original and its version, transform
+    (``ImageParams.transform``, canonical), and the format produced.
+
+    ``output`` is the format produced (formats.resolve), not the one asked for, so ``fmt=webp``
+    and ``fmt=auto`` answered with WebP are one variant, as are no ``fmt`` and ``fmt=jpeg`` for
+    a JPEG original. ``webp_effort`` is a WebP method other than the encoder's default (None):
+    other bytes, so another variant and another ETag.
+    """
+    if output == "webp" and webp_effort is not None:
+        output += f"@m{webp_effort}"
+    return "|".join((PIPELINE_VERSION, image_id, version, transform, output))
+
+
+def kind_key(image_id: str, version: str) -> str:
+    """The key of an original version's header kind (app.declared_kind)."""
+    return KIND_PREFIX + "|".join((PIPELINE_VERSION, image_id, version))
+
+
+def reduced_key(image_id: str, version: str) -> str:
+    """The key of an original's reduced copy (pipeline/reduced.py): one per version."""
+    return REDUCED_PREFIX + "|".join((PIPELINE_VERSION, image_id, version))
+
+
+def copy_key(image_id: str, version: str) -> str:
+    """The key of a remote original's local copy (sources/remote.py): one per upstream version."""
+    return f"{COPY_PREFIX}{image_id}|{version}"
+
+
+def record_key(image_id: str) -> str:
+    """The key of what is remembered of a remote original: its version, ETag, dates."""
+    return "record|" + image_id
+
+
+def missing_key(image_id: str) -> str:
+    """The key of a remote original's remembered absence (upstream 404 or 403)."""
+    return "missing|" + image_id
+
+
+def failed_key(image_id: str) -> str:
+    """The key of a remote original's remembered upstream failure (and whether it timed out)."""
+    return "failed|" + image_id
+
+
+# --- tags ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65536)  # asked on every image request; a hash each time otherwise
+def original_tag(image_id: str) -> str:
+    """``o-`` and 16 hex digits of a hash of the id: short, stable, and header-safe whatever the id holds."""
+    return "o-" + hashlib.sha256(image_id.encode()).hexdigest()[:16]
+
+
+def mount_tag(prefix: str) -> str:
+    return "m-" + hashlib.sha256(prefix.encode()).hexdigest()[:16]
+
+
+def tags_for(image_id: str, prefixes: Iterable[str]) -> tuple[str, ...]:
+    """The original's tag, and its mount's when it is under a prefix (longest first in ``prefixes``)."""
+    prefix = next((p for p in prefixes if p and image_id.startswith(p)), None)
+    return (original_tag(image_id),) if prefix is None else (original_tag(image_id), mount_tag(prefix))
+
+
+def tag_headers(tags: Iterable[str], names: Iterable[str]) -> dict[str, str]:
+    """``tags`` in each header of ``names``, separated as that header's readers expect."""
+    tags = tuple(tags)
+    return {name: (" " if name.lower() == SURROGATE_KEY else ",").join(tags) for name in names}

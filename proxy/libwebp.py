@@ -1,8 +1,8 @@
 """Scaled WebP decoding: libwebp shrinks while it decodes, as libjpeg does, if it is asked to.
 
-Neither OpenCV nor imagecodecs asks, so a 6 MP WebP source was decoded whole, then resized: 137 ms
-on the way to a 400 px result. Asked, libwebp rescales each row as it leaves the decoder, and with
-its loop filter on a second thread the same took 92 ms (bench/codecs.py).
+Neither OpenCV nor imagecodecs asks, so a large WebP source was decoded whole, then resized. Asked,
+libwebp rescales each row as it leaves the decoder, and with its loop filter on a second thread a
+small result from a large WebP takes markedly less time (figures: docs/performance.md).
 
 The ``webp`` bindings (cffi, libwebp 1.3.2 compiled in) export ``WebPDecode`` but declare only
 some fields of its options, not ``use_scaling``. Their module was compiled against libwebp's own
@@ -84,9 +84,9 @@ def decode(data: bytes, size: tuple[int, int] | None = None) -> npt.NDArray[np.u
     OpenCV decides), scaled to ``size`` (width, height) while decoding when given; None when
     libwebp refuses the data.
 
-    libwebp's loop filter runs on a second thread (``use_threads``), as OpenCV's resize runs on
-    all cores: a 6 MP decode took 0.73-0.76 of the time, with the same pixels, which OpenCV does
-    not ask for."""
+    libwebp's loop filter runs on a second thread (``use_threads``), which OpenCV does not ask
+    for, as OpenCV's resize runs on all cores: sooner, with the same pixels (figures:
+    docs/performance.md)."""
     config = _FFI.new("WebPDecoderConfig *")
     theirs: Any = bindings.cast("WebPDecoderConfig *", int(_FFI.cast("uintptr_t", config)))
     source = bindings.from_buffer(data)

@@ -5,7 +5,8 @@ id: short, stable, and header-safe whatever the id holds) and, for an original u
 prefix, the mount's tag (``m-`` ...), in the headers CDNs purge by (``PROXY_TAG_HEADERS``):
 ``Surrogate-Key`` (Fastly, Varnish xkey) space-separated, the others (Cloudflare's
 ``Cache-Tag``, Akamai's ``Edge-Cache-Tag``) comma-separated. One purge of the tag there
-removes every size, format and preset of the original.
+removes every size, format and preset of the original. The tags are built in keys.py, with
+every cache key.
 
 On the origin, ``purge`` drops every variant and the reduced copy stored under the tag (an
 index on diskcache's tag column, so no scan), and for a remote original its local copies and
@@ -15,39 +16,18 @@ tiers and memos notice within ``cache.EPOCH_CHECK`` seconds.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .keys import SURROGATE_KEY, mount_tag, original_tag, tag_headers, tags_for
 from .metrics import PURGED, PURGES
 
 if TYPE_CHECKING:
     from .cache import VariantCache
     from .sources import SourceStore
 
-SURROGATE_KEY = "surrogate-key"  # the one header whose tags are separated by spaces
-
-
-@functools.lru_cache(maxsize=65536)  # asked on every image request; a hash each time otherwise
-def original_tag(image_id: str) -> str:
-    return "o-" + hashlib.sha256(image_id.encode()).hexdigest()[:16]
-
-
-def mount_tag(prefix: str) -> str:
-    return "m-" + hashlib.sha256(prefix.encode()).hexdigest()[:16]
-
-
-def tags_for(image_id: str, prefixes: Iterable[str]) -> tuple[str, ...]:
-    """The original's tag, and its mount's when it is under a prefix (longest first in ``prefixes``)."""
-    prefix = next((p for p in prefixes if p and image_id.startswith(p)), None)
-    return (original_tag(image_id),) if prefix is None else (original_tag(image_id), mount_tag(prefix))
-
-
-def tag_headers(tags: Iterable[str], names: Iterable[str]) -> dict[str, str]:
-    """``tags`` in each header of ``names``, separated as that header's readers expect."""
-    tags = tuple(tags)
-    return {name: (" " if name.lower() == SURROGATE_KEY else ",").join(tags) for name in names}
+# The tag builders, where they were first named (tests, bench and the CLI import them from here).
+__all__ = ["SURROGATE_KEY", "mount_tag", "original_tag", "purge", "tag_headers", "tags_for"]
 
 
 def purge(image_id: str, cache: VariantCache, stores: Iterable[SourceStore]) -> int:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .access import TRANSFORM
-from .cache import variant_key
 from .errors import BadToken, MissingToken, NotFound
-from .formats import LEGACY, SOURCE, negotiate, resolve
+from .formats import FORMATS, LEGACY, SOURCE, negotiate, resolve
 from .http import Validators, etag_for, image_response, is_not_modified, not_modified_response
+from .keys import original_tag
 from .metrics import CACHE_HITS, CACHE_MISSES
-from .purge import original_tag, purge
+from .purge import purge
 from .signing import verify
 from .sources import Source, SourceStore, check_id
 from .sources.urls import url_id
@@ -55,9 +55,9 @@ def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
     source = store.resolve(image_id)  # 2. locate; metadata only
     target = negotiate(params.fmt, environ.get("HTTP_ACCEPT", ""), origin.settings.auto_formats)
     if target in (SOURCE, LEGACY):  # the original's header names the format: remembered, so a look-up
-        target = resolve(target, origin.kind(store, source), params.frame)
+        target = resolve(target, origin.kind(store, source), params.frame)  # resolved once, here
     environ[TRANSFORM] = f"{params.transform}&fmt={target}"  # for the access log
-    key = variant_key(source, params, target, origin.settings.webp_effort)  # 3. key, before any pixel
+    key = origin.variant_key(source, params, target)  # 3. key, before any pixel
     validators = Validators(
         etag=etag_for(key),
         last_modified=source.last_modified,
@@ -70,7 +70,7 @@ def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
         return not_modified_response(validators)
     variant = origin.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
         key,
-        produce=lambda: origin.render(store, source, params, target),
+        produce=lambda: origin.render(store, source, params, FORMATS[target]),  # the format the key names
         keep=lambda: _unchanged(store, source),
         tag=original_tag(source.id),
     )

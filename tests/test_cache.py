@@ -20,7 +20,8 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from proxy.cache import MEMORY_ENTRY, VariantCache, directory_bytes, variant_key
+from proxy.app import variant_key
+from proxy.cache import MEMORY_ENTRY, VariantCache, directory_bytes
 from proxy.errors import UnsupportedImage
 from proxy.formats import FORMATS
 from proxy.params import ImageParams
@@ -344,7 +345,7 @@ def test_a_lock_with_no_room_is_not_waited_for(cache: VariantCache, monkeypatch:
     monkeypatch.undo()
     # The free space the failure disproved (all of it, here) is not counted on for DISTRUST
     # seconds; once it is again, the cache is back at its bound.
-    monkeypatch.setattr("proxy.cache.DISTRUST", 0.0)
+    monkeypatch.setattr("proxy.cache.store.DISTRUST", 0.0)
     cache.put("k", rendered(100))
     assert present(cache, "k") and cache.health()["state"] == "ok"
 

@@ -21,7 +21,8 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
 from proxy import create_app
-from proxy.cache import VariantCache, _out_of_space
+from proxy.cache import VariantCache
+from proxy.cache.store import _out_of_space
 from proxy.formats import FORMATS
 from proxy.pipeline import Rendered
 from proxy.settings import Settings

@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from proxy.cache import VariantCache, copy_key
+from proxy.cache import VariantCache
 from proxy.formats import SOURCE
 from proxy.intermediate import SIDE, Intermediate, build, render_reduced
+from proxy.keys import reduced_key
 from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.sources.files import FileStore
@@ -93,7 +94,8 @@ def test_rects_and_crops_through_the_copy_match_the_original(tmp_path: Path, cac
 
 def test_second_miss_builds_the_copy_and_later_sizes_use_it(tmp_path: Path, cache: VariantCache) -> None:
     path = write(tmp_path, "big.jpg", large_jpeg())
-    key = copy_key(FileStore(tmp_path).resolve("big.jpg"))
+    source = FileStore(tmp_path).resolve("big.jpg")
+    key = reduced_key(source.id, source.version)
     first = render_reduced(cache, key, path, ImageParams(width=400), "jpeg")
     assert cache.get_blob(key) is None  # asked once: nothing extra paid
     render_reduced(cache, key, path, ImageParams(width=500), "jpeg")
@@ -143,7 +145,8 @@ def test_through_http(tmp_path: Path, image_root: Path, client) -> None:  # type
     sizes = [client.get(f"/image/big.jpg?w={width}&fmt=webp") for width in (400, 401, 402)]
     assert [decode(r.data).shape[:2] for r in sizes] == [(267, 400), (267, 401), (268, 402)]
     cache = client.application.extensions["proxy"].cache
-    assert cache.get_blob(copy_key(FileStore(image_root).resolve("big.jpg"))) is not None
+    source = FileStore(image_root).resolve("big.jpg")
+    assert cache.get_blob(reduced_key(source.id, source.version)) is not None
 
 
 def test_a_purge_drops_the_copy(tmp_path: Path, cache: VariantCache) -> None:

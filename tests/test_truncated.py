@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from proxy import create_app
-from proxy.cache import variant_key
+from proxy.app import variant_key
 from proxy.settings import Settings, parse_source
 
 from .images import decode, encode, originals, photo, with_exif_thumbnail

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from PIL import Image as PILImage
 
 from proxy import create_app
-from proxy.cache import kind_key
 from proxy.formats import FORMATS
+from proxy.keys import kind_key
 from proxy.settings import Settings
 from proxy.sources.files import FileStore
 
@@ -303,7 +303,8 @@ def test_a_non_image_is_refused_before_any_render(client: FlaskClient, app, imag
     for _ in range(2):
         assert_json_error(client.get("/image/text.jpg?w=10"), 415)
     assert cache.stats()["renders"] == 0
-    remembered = cache.get_value(kind_key(FileStore(image_root).resolve("text.jpg")))
+    source = FileStore(image_root).resolve("text.jpg")
+    remembered = cache.get_value(kind_key(source.id, source.version))
     assert isinstance(remembered, str) and remembered.startswith("!")  # the refusal, shared by workers
 
 

@@ -8,6 +8,7 @@ it, so neither the pipeline nor the variant cache knows about S3 or HTTP.
 
 Originals are mounted by id prefix (``PROXY_SOURCE``), the longest prefix winning:
 
+    base.py     Source, the store and backend interfaces, id rules: what the modules share
     files.py    file://  a directory (FileStore)
     remote.py   what every remote mount shares: local copies, TTL, one fetch, stale-if-error
     s3.py       s3://    an S3-compatible bucket, through boto3
@@ -18,68 +19,29 @@ Originals are mounted by id prefix (``PROXY_SOURCE``), the longest prefix winnin
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+from ..cache import VariantCache
 from ..errors import NotFound
+from .base import COPIES, MAX_ID_LENGTH, Backend, Source, SourceStore, check_id
+from .files import FileStore
+from .remote import RemoteStore, Upstream
 
 if TYPE_CHECKING:
-    from ..cache import VariantCache
     from ..settings import Settings
-    from .remote import Upstream
 
-MAX_ID_LENGTH = 1024
-COPIES = "sources"  # the copies' directory, under the cache directory
-
-
-@dataclass(frozen=True)
-class Source:
-    id: str
-    version: str  # changes whenever the bytes may have
-    last_modified: datetime
-    path: str | None = None  # a local file holding the original, for file sources
-
-
-class SourceStore(Protocol):
-    def resolve(self, image_id: str) -> Source:
-        """The source for ``image_id``, or ``NotFound``; metadata only."""
-        ...
-
-    def forget(self, image_id: str) -> int:
-        """Drop what is remembered of ``image_id`` (purge.py); entries removed, 0 if not ours."""
-        ...
-
-    def local(self, source: Source) -> AbstractContextManager[str]:
-        """A local file with the source's bytes, readable until the block ends."""
-        ...
-
-
-class Backend(Protocol):
-    """One mount's store: ``key`` is the id with the mount's prefix removed."""
-
-    def resolve(self, image_id: str, key: str) -> Source: ...
-
-    def local(self, source: Source, key: str) -> AbstractContextManager[str]: ...
-
-    def forget(self, image_id: str) -> int: ...
-
-
-def check_id(image_id: str) -> list[str]:
-    """The id's components, or ``NotFound`` for an id no store may ever look up.
-
-    Traversal, absolute paths, dotfiles, backslashes and NUL look like any unknown id.
-    """
-    parts = image_id.split("/")
-    if (
-        len(image_id) > MAX_ID_LENGTH
-        or "\0" in image_id
-        or "\\" in image_id
-        or any(not part or part[0] == "." for part in parts)
-    ):
-        raise NotFound()
-    return parts
+__all__ = [
+    "COPIES",
+    "MAX_ID_LENGTH",
+    "Backend",
+    "MountedStore",
+    "Source",
+    "SourceStore",
+    "check_id",
+    "open_copies",
+    "open_store",
+]
 
 
 class MountedStore:
@@ -114,8 +76,6 @@ class MountedStore:
 
 def open_copies(settings: Settings) -> VariantCache | None:
     """The cache of remote originals' local copies, under the cache directory; None if none can be."""
-    from ..cache import VariantCache
-
     if all(mount.scheme == "file" for mount in settings.mounts) and not settings.url_hosts:
         return None
     return VariantCache(settings.cache_dir / COPIES, settings.source_cache_size, files_only=True)
@@ -123,15 +83,11 @@ def open_copies(settings: Settings) -> VariantCache | None:
 
 def open_store(settings: Settings, copies: VariantCache | None) -> MountedStore:
     """The store for ``settings.mounts``; remote mounts keep their local copies in ``copies``."""
-    from .files import FileStore
-
     backends: list[tuple[str, Backend]] = []
     for mount in settings.mounts:
         if mount.scheme == "file":
             backends.append((mount.prefix, FileStore(mount.location)))
             continue
-        from .remote import RemoteStore
-
         if copies is None:
             raise ValueError("remote mounts need a cache for their local copies")
         upstream = _upstream(mount.scheme, mount.location, settings)
@@ -140,6 +96,7 @@ def open_store(settings: Settings, copies: VariantCache | None) -> MountedStore:
 
 
 def _upstream(scheme: str, location: str, settings: Settings) -> Upstream:
+    # Imported for the mounts that need them: boto3 takes a while to load.
     if scheme == "s3":
         from .s3 import S3Upstream
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import NotFound
-from . import Source, check_id
+from .base import Source, check_id
 
 
 class FileStore:

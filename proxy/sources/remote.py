@@ -45,8 +45,8 @@ from flask import has_request_context
 
 from ..access import request_id
 from ..errors import NotFound, ProxyError, UpstreamFailed, UpstreamTimeout
-from ..purge import original_tag
-from . import Source
+from ..keys import copy_key, failed_key, missing_key, original_tag, record_key
+from .base import Source
 
 if TYPE_CHECKING:
     from ..cache import VariantCache
@@ -147,7 +147,7 @@ class RemoteStore:
             if time.time() - record.checked >= self._ttl:  # answer now, ask upstream off the path
                 self._start(image_id, "learn", partial(self._learn, image_id, key, record))
             return self._remember(image_id, record)
-        if self._copies.get_value(_missing_key(image_id)):
+        if self._copies.get_value(missing_key(image_id)):
             self._remember_missing(image_id)
             raise NotFound()
         self._raise_remembered_failure(image_id)
@@ -158,7 +158,7 @@ class RemoteStore:
         """Drop every local copy of ``image_id``, its remembered version and any remembered
         refusal or failure, so that the next request asks upstream; other workers' memos within a second."""
         removed = self._copies.purge(original_tag(image_id))
-        for key in (_record_key(image_id), _missing_key(image_id), _failed_key(image_id)):
+        for key in (record_key(image_id), missing_key(image_id), failed_key(image_id)):
             self._copies.delete(key)
         with self._memo_lock:
             self._memo.pop(image_id, None)
@@ -168,12 +168,12 @@ class RemoteStore:
     @contextmanager
     def local(self, source: Source, key: str) -> Iterator[str]:
         """The copy of ``source``'s version, fetched again if it was evicted meanwhile."""
-        handle = self._copies.open_blob(_copy_key(source.id, source.version))
+        handle = self._copies.open_blob(copy_key(source.id, source.version))
         if handle is None:  # evicted, or the copies cache is failing: fetch again, whole
             self._raise_remembered_failure(source.id)
-            wanted = _copy_key(source.id, source.version)
+            wanted = copy_key(source.id, source.version)
             record, data = self._wait(source.id, "download", partial(self._download, source.id, key, wanted))
-            handle = self._copies.open_blob(_copy_key(source.id, record.version), count=False) or _spooled(
+            handle = self._copies.open_blob(copy_key(source.id, record.version), count=False) or _spooled(
                 data
             )
         with handle:
@@ -220,7 +220,7 @@ class RemoteStore:
         """Ask upstream for the version (conditionally if ``known``), once across workers; a
         worker that waited takes the outcome left by the one that asked."""
         wait = 0.0 if known is not None else max(0.0, deadline - time.monotonic())
-        with self._copies.lock(_record_key(image_id), timeout=wait) as waited:
+        with self._copies.lock(record_key(image_id), timeout=wait) as waited:
             # Look again even if the lock came at once: another worker may have asked between
             # our look and our lock, and its outcome is ours.
             record = self._record(image_id)
@@ -228,7 +228,7 @@ class RemoteStore:
                 if waited or (record is not None and record.checked > known.checked):
                     return record or known, None  # another worker is revalidating, or just did
             else:
-                if self._copies.get_value(_missing_key(image_id)):
+                if self._copies.get_value(missing_key(image_id)):
                     raise NotFound()
                 if record is not None:
                     return record, None
@@ -244,7 +244,7 @@ class RemoteStore:
                     log.warning("%s failing (%s); serving known copies meanwhile", self.upstream.name, error)
                     self._failing = True
                 known = known._replace(checked=time.time() - self._ttl + RETRY)
-                self._copies.set_value(_record_key(image_id), known)
+                self._copies.set_value(record_key(image_id), known)
                 return known, None
 
     def _download(self, image_id: str, key: str, wanted: str, deadline: float, ident: str) -> Outcome:
@@ -267,8 +267,8 @@ class RemoteStore:
         try:
             fetched = self.upstream.fetch(key, etag, modified, self._limit, deadline)
         except Missing:
-            self._copies.delete(_record_key(image_id))
-            self._copies.set_value(_missing_key(image_id), True, expire=NEGATIVE_TTL)
+            self._copies.delete(record_key(image_id))
+            self._copies.set_value(missing_key(image_id), True, expire=NEGATIVE_TTL)
             self._remember_missing(image_id)
             raise NotFound() from None
         if self._failing:
@@ -283,8 +283,8 @@ class RemoteStore:
             modified_at = fetched.last_modified.timestamp() if fetched.last_modified else now
             version = fetched.etag or f"{modified_at:.0f}-{len(fetched.data):x}"
             record = Record(version, fetched.etag, modified_at, now, stamped)
-            self._copies.put_blob(_copy_key(image_id, version), fetched.data, original_tag(image_id))
-        self._copies.set_value(_record_key(image_id), record)
+            self._copies.put_blob(copy_key(image_id, version), fetched.data, original_tag(image_id))
+        self._copies.set_value(record_key(image_id), record)
         return record, fetched.data if fetched else None
 
     # --- failures: public, logged, remembered ---------------------------------------------
@@ -295,7 +295,7 @@ class RemoteStore:
             "upstream fetch failed",
             extra={"fields": {"id": ident, "upstream": self.upstream.name, "error": str(error)}},
         )
-        self._copies.set_value(_failed_key(image_id), error.timeout, expire=RETRY)
+        self._copies.set_value(failed_key(image_id), error.timeout, expire=RETRY)
         with self._memo_lock:
             self._failures[image_id] = time.monotonic() + RETRY, error.timeout
         return _public(error.timeout)
@@ -305,7 +305,7 @@ class RemoteStore:
         until, timed_out = self._failures.get(image_id, (0.0, False))
         if until > time.monotonic():
             raise _public(timed_out)
-        shared = self._copies.get_value(_failed_key(image_id))
+        shared = self._copies.get_value(failed_key(image_id))
         if isinstance(shared, bool):
             with self._memo_lock:
                 self._failures[image_id] = time.monotonic() + RETRY / 2, shared  # at most RETRY old
@@ -314,7 +314,7 @@ class RemoteStore:
     # --- memory -----------------------------------------------------------------------------
 
     def _record(self, image_id: str) -> Record | None:
-        value = self._copies.get_value(_record_key(image_id))
+        value = self._copies.get_value(record_key(image_id))
         return Record(*value) if isinstance(value, tuple) else None
 
     def _remember(self, image_id: str, record: Record) -> Source:
@@ -339,22 +339,6 @@ class RemoteStore:
 
 def _public(timed_out: bool) -> ProxyError:
     return UpstreamTimeout(TIMED_OUT) if timed_out else UpstreamFailed(FAILED)
-
-
-def _record_key(image_id: str) -> str:
-    return "record|" + image_id
-
-
-def _missing_key(image_id: str) -> str:
-    return "missing|" + image_id
-
-
-def _failed_key(image_id: str) -> str:
-    return "failed|" + image_id
-
-
-def _copy_key(image_id: str, version: str) -> str:
-    return f"copy|{image_id}|{version}"
 
 
 def _spooled(data: bytes | None) -> BinaryIO:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from urllib3.util import parse_url
 
 from ..errors import BlockedAddress, InvalidParameter
-from . import MAX_ID_LENGTH, Source
+from .base import MAX_ID_LENGTH, Source
 from .remote import RemoteStore
 from .web import Hosts, WebUpstream
 

@@ -1,0 +1,162 @@
+"""decode -> STEPS -> encode: pure functions over NumPy arrays, one module per job.
+
+``render`` is the whole transform. It checks the original's header against the limits, plans the
+output geometry from the declared size, decodes (shrunk on decode by the largest factor that still
+leaves at least the target size), then runs each step of ``STEPS`` and encodes.
+
+    geometry.py   pure planning: the output's size, crop and canvas; how far a decoder may shrink
+    checks.py     limits before work: the original's declared cost, the planned result's size
+    decode.py     DECODERS: one table of decoders by the probed kind, tried in order, OpenCV last
+    steps.py      STEPS: each (image, plan) -> image, in order
+    encode.py     ENCODERS: one table of encoders by output format, stills and animations
+    avif.py       the boxes of the AVIF sequences OpenCV writes, patched
+    animation.py  animated originals: every frame through STEPS, or one frame as a still
+    reduced.py    reduced copies of large originals, from which later sizes are made
+    pixels.py     the array type, and the channel helpers the others share
+
+The output format is resolved before the pipeline runs (the view, once per request, as the key
+names it) and comes in as a ``Format``; only a caller that has not resolved it passes a target
+name (formats.SOURCE, LEGACY or a format's), resolved here from the header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..formats import FORMATS, Format, resolve
+from ..keys import PIPELINE_VERSION as PIPELINE_VERSION  # re-exported: bump it in keys.py
+from ..limits import Limits
+from ..params import ImageParams
+from ..probe import SourceInfo, probe
+from .animation import animate, animates, decode_frame
+from .checks import DEFAULT_LIMITS, check_output, check_source
+from .decode import DECODERS, Decoded, Decoder, decode
+from .decode import _inflates_faster as _inflates_faster  # tests/test_pipeline.py asks it
+from .encode import ENCODERS, Encoder, encode
+from .geometry import Geometry, Plan, orient_size, oriented_size, plan_geometry, shrink_factor
+from .pixels import Image, has_alpha, swap_red_blue, to_8bit_array
+from .reduced import BlobStore, Intermediate, kept_copy
+from .steps import STEPS, smart_crop, upright
+
+__all__ = [
+    "DECODERS",
+    "DEFAULT_LIMITS",
+    "ENCODERS",
+    "PIPELINE_VERSION",
+    "STEPS",
+    "BlobStore",
+    "Decoded",
+    "Decoder",
+    "Encoder",
+    "Geometry",
+    "Image",
+    "Intermediate",
+    "Plan",
+    "Rendered",
+    "check_output",
+    "check_source",
+    "decode",
+    "encode",
+    "finish",
+    "has_alpha",
+    "oriented_size",
+    "plan_geometry",
+    "render",
+    "render_reduced",
+    "shrink_factor",
+    "smart_crop",
+    "swap_red_blue",
+    "to_8bit_array",
+    "upright",
+]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    data: bytes
+    format: Format
+
+
+def render(
+    path: str,
+    params: ImageParams,
+    output: Format | str,
+    limits: Limits = DEFAULT_LIMITS,
+    info: SourceInfo | None = None,
+) -> Rendered:
+    """The transform: original file at ``path`` -> encoded bytes in the ``output`` format.
+
+    ``info`` is the original's probed header, when the caller has read it already.
+    """
+    info = info or probe(path)
+    check_source(info, limits)  # before a single pixel is allocated
+    output = _chosen(output, info, params)
+    if animates(info, params, output):
+        return Rendered(animate(path, info, params, output, limits), output)
+    declared = oriented_size(info)
+    reduction = 1
+    if declared:
+        geometry = plan_geometry(*declared, params)
+        check_output(geometry, limits, params=params)
+        reduction = shrink_factor(info, declared, geometry)
+    image, rgb = decode(path, info, reduction) if not params.frame else decode_frame(path, info, params.frame)
+    limits.check_deadline()
+    height, width = image.shape[:2]
+    source_size = declared if reduction > 1 and declared else orient_size(width, height, info)
+    return finish(image, source_size, info.orientation, params, output, limits, info.profile, rgb)
+
+
+def render_reduced(
+    store: BlobStore,
+    key: str,
+    path: str,
+    params: ImageParams,
+    output: Format | str,
+    limits: Limits = DEFAULT_LIMITS,
+    info: SourceInfo | None = None,
+    tag: str | None = None,
+) -> Rendered:
+    """``render``, but through the original's reduced copy (reduced.py) when one is kept under
+    ``key``, or now worth keeping (under ``tag``), and the result fits within it."""
+    info = info or probe(path)  # read once, passed on
+    output = _chosen(output, info, params)
+    copy = kept_copy(store, key, path, limits, info, tag)
+    if copy is not None and copy.serves(params):
+        return finish(copy.image, copy.source_size, 1, params, output, limits)
+    return render(path, params, output, limits, info)
+
+
+def finish(
+    image: Image,
+    source_size: tuple[int, int],
+    orientation: int,
+    params: ImageParams,
+    output: Format,
+    limits: Limits = DEFAULT_LIMITS,
+    profile: bytes | None = None,
+    rgb: bool = False,
+) -> Rendered:
+    """Plan on the original's oriented size, run STEPS on ``image`` and encode.
+
+    ``image`` is the decoded original, possibly shrunk on decode, or a reduced copy of it
+    (reduced.py): the plan, and so the result's size, depends only on the original.
+    """
+    plan = Plan(
+        geometry=plan_geometry(*source_size, params),
+        orientation=orientation,
+        output=output,
+        background=params.background,
+        profile=profile,
+        source=source_size,
+        rgb=rgb,
+    )
+    check_output(plan.geometry, limits, params=params)
+    for step in STEPS:
+        image = step(image, plan)
+        limits.check_deadline()
+    return Rendered(encode(image, plan.output, params.quality, limits.webp_effort), plan.output)
+
+
+def _chosen(output: Format | str, info: SourceInfo, params: ImageParams) -> Format:
+    """``output`` as the caller resolved it, or a target name resolved from the header."""
+    return output if isinstance(output, Format) else FORMATS[resolve(output, info.kind, params.frame)]

@@ -1,0 +1,182 @@
+"""Pure planning: where the output's pixels come from and go, fixed before a pixel is decoded.
+
+Geometry is planned in the *oriented* frame (what the viewer sees), from the size the original's
+header declares, so the limits on the result are checked (checks.py) before any work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .. import libwebp
+from ..errors import InvalidParameter
+from ..formats import Format
+from ..params import ImageParams
+from ..probe import SourceInfo
+
+RGBA = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Output geometry in the oriented frame: cut ``region``, scale to ``size``, then crop or pad."""
+
+    size: tuple[int, int]  # (width, height) the whole image (or region) is resized to
+    crop: tuple[int, int, int, int] | None = None  # x, y, width, height within ``size`` (cover)
+    canvas: tuple[int, int] | None = None  # (width, height) to pad to (contain)
+    region: tuple[int, int, int, int] | None = None  # rect=: x, y, w, h of the original, cut first
+    smart: str | None = None  # entropy or attention: ``crop``'s offset is found in the pixels (gravity.py)
+    anchor: tuple[float, float] = (0.5, 0.5)  # where contain places the image on its canvas
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the steps need, fixed before the first one runs."""
+
+    geometry: Geometry
+    orientation: int
+    output: Format
+    background: RGBA
+    profile: bytes | None = None  # the original's ICC profile, when its pixels are not yet sRGB
+    source: tuple[int, int] = (0, 0)  # the original's oriented (width, height), which ``region`` is in
+    rgb: bool = False  # the decoded channels are in RGB(A) order, until the ``bgr`` step
+
+
+def plan_geometry(width: int, height: int, params: ImageParams) -> Geometry:
+    """Where a ``width`` x ``height`` source (or its ``rect``) ends up; never larger than that
+    unless ``enlarge``."""
+    full = (width, height)
+    region = _region(width, height, params.rect)
+    origin = (0, 0)
+    if region is not None:
+        origin, (width, height) = region[:2], region[2:]
+    w, h = params.width, params.height
+    if w is None and h is None:
+        return Geometry((width, height), region=region)
+    ceiling = math.inf if params.enlarge else 1.0  # enlarge=1 lifts the never-enlarge rule
+    if w is None or h is None or params.fit == "inside":
+        scale = min(ceiling, w / width if w else math.inf, h / height if h else math.inf)
+        return Geometry(_scaled(width, height, scale), region=region)
+    # A box larger than the source shrinks in proportion until it fits (unless enlarging).
+    box = (w, h) if params.enlarge else _scaled(w, h, min(1.0, width / w, height / h))
+    anchor = ANCHORS.get(params.gravity, (0.5, 0.5))
+    if params.fit == "fill":
+        return Geometry(box, region=region)
+    if params.fit == "cover":
+        size = _scaled(width, height, max(box[0] / width, box[1] / height))
+        size = (max(size[0], box[0]), max(size[1], box[1]))
+        slack = (size[0] - box[0], size[1] - box[1])
+        if params.focal is not None:  # centre the window on the point, as far as the image allows
+            fx, fy = params.focal  # fractions of the whole oriented original
+            px = (float(fx) * full[0] - origin[0]) * size[0] / width  # the point in the resized region
+            py = (float(fy) * full[1] - origin[1]) * size[1] / height
+            x = min(max(round(px - box[0] / 2), 0), slack[0])
+            y = min(max(round(py - box[1] / 2), 0), slack[1])
+        else:
+            x, y = int(slack[0] * anchor[0]), int(slack[1] * anchor[1])
+        smart = params.gravity if params.gravity in ("entropy", "attention") else None
+        return Geometry(size, crop=(x, y, *box), region=region, smart=smart)
+    size = _scaled(width, height, min(box[0] / width, box[1] / height))
+    return Geometry(size, canvas=box, region=region, anchor=anchor)
+
+
+ANCHORS = {  # compass gravities as fractions of the slack: 0 at the left or top edge, 1 at the other
+    "north": (0.5, 0.0),
+    "south": (0.5, 1.0),
+    "east": (1.0, 0.5),
+    "west": (0.0, 0.5),
+    "northeast": (1.0, 0.0),
+    "northwest": (0.0, 0.0),
+    "southeast": (1.0, 1.0),
+    "southwest": (0.0, 1.0),
+}
+
+
+def _region(
+    width: int, height: int, rect: tuple[int, int, int, int] | None
+) -> tuple[int, int, int, int] | None:
+    """``rect`` checked against the image; None when absent or the whole image."""
+    if rect is None or rect == (0, 0, width, height):
+        return None
+    x, y, w, h = rect
+    if x + w > width or y + h > height:
+        raise InvalidParameter("rect", f"{x},{y},{w},{h} is not inside the image, which is {width}x{height}")
+    return rect
+
+
+def _scaled(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+# --- the original's frames: stored (as decoded) and oriented (as viewed) ---------------------
+
+
+def oriented_size(info: SourceInfo) -> tuple[int, int] | None:
+    """The (width, height) the header declares, as viewed; None when it declares none."""
+    if not info.width or not info.height:
+        return None
+    return orient_size(info.width, info.height, info)
+
+
+def orient_size(width: int, height: int, info: SourceInfo) -> tuple[int, int]:
+    return (height, width) if info.transposed else (width, height)
+
+
+def stored_rect(
+    rect: tuple[int, int, int, int], size: tuple[int, int], orientation: int
+) -> tuple[int, int, int, int]:
+    """A rectangle of the oriented image (``size`` wide and high) in the stored frame's pixels."""
+    x, y, w, h = rect
+    width, height = size
+    return {
+        1: (x, y, w, h),
+        2: (width - x - w, y, w, h),  # mirrored
+        3: (width - x - w, height - y - h, w, h),  # rotated 180
+        4: (x, height - y - h, w, h),  # flipped
+        5: (y, x, h, w),  # transposed
+        6: (y, width - x - w, h, w),  # rotated 90 clockwise to view
+        7: (height - y - h, width - x - w, h, w),  # transversed
+        8: (height - y - h, x, h, w),  # rotated 90 counter-clockwise to view
+    }.get(orientation, (x, y, w, h))
+
+
+# --- shrink on decode -----------------------------------------------------------------------
+
+
+def shrink_factor(info: SourceInfo, source: tuple[int, int], geometry: Geometry) -> int:
+    """How many times smaller the decoder can hand the original over, still leaving at least
+    ``geometry.size``: libjpeg scales by 1/2, 1/4 or 1/8 (its DCT), libwebp still images by any
+    whole factor (``scales_webp``), keeping twice the size. Other formats decode whole: 1.
+
+    The margin: libwebp's rescaler is an area average, but one to just over the size leaves the
+    area-averaging resize a few percent to take off, which blurs; one to twice the size keeps the
+    result about as close to the exact reduction as libvips' is, and the decode takes the same time
+    at either scale (figures: docs/performance.md)."""
+    if info.format == "jpeg":
+        factors: Iterable[int] = (8, 4, 2)
+        margin = 1
+    elif scales_webp(info):
+        width, height = geometry.region[2:] if geometry.region else source
+        factors = range(min(width // geometry.size[0], height // geometry.size[1]) // 2 + 1, 1, -1)
+        margin = 2
+    else:
+        return 1
+    return next((f for f in factors if _fits(source, geometry, f, margin)), 1)
+
+
+def scales_webp(info: SourceInfo) -> bool:
+    """WebP stills, which libwebp.py decodes (scaled, when asked); animations stay with OpenCV."""
+    return info.format == "webp" and info.frames == 1 and libwebp.AVAILABLE
+
+
+def _fits(source: tuple[int, int], geometry: Geometry, factor: int, margin: int) -> bool:
+    """Whether the original, decoded ``factor`` times smaller, still holds ``margin`` times
+    ``geometry.size`` (from the region, when there is one: a large ``rect`` still decodes shrunk)."""
+    target_w, target_h = geometry.size[0] * margin, geometry.size[1] * margin
+    if geometry.region is not None:  # cut from the shrunk image, so count whole pixels only
+        width, height = geometry.region[2:]
+        return width // factor >= target_w and height // factor >= target_h
+    width, height = source
+    return -(-width // factor) >= target_w and -(-height // factor) >= target_h
