@@ -312,7 +312,16 @@ def test_a_write_that_fails_for_space_culls_and_is_tried_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Not a failure: the cache stays up, holds less, and the write that failed is stored.
-    (On a real full disk, in test_full_disk.py; here the failure is injected once.)"""
+    (On a real full disk, in test_full_disk.py; here the failure is injected once, on a disk of
+    the cache's own: another process's writes to a shared one would move the bound meanwhile.)"""
+    real = os.statvfs(tmp_path)
+
+    def own_disk(path: object, capacity: int = 32 * MiB) -> os.statvfs_result:
+        free = max(0, capacity - directory_bytes(tmp_path / "c"))
+        fields = (real.f_bsize, 1, capacity, free, free, *tuple(real)[5:])  # f_frsize 1: in bytes
+        return os.statvfs_result(fields)
+
+    monkeypatch.setattr(os, "statvfs", own_disk)
     cache = VariantCache(tmp_path / "c", 16 * MiB, retry_after=0)
     for i in range(40):
         cache.put(f"k{i}", rendered(100_000, seed=i))
