@@ -39,9 +39,19 @@ graceful_timeout = 30
 # Keep-alive, which gthread workers honour: the front proxy reuses its connections (nginx keeps 16),
 # and an idle connection waits in the worker's poller, holding no thread.
 keepalive = 2
-# Recycle workers now and then, bounding memory growth from native-library heap fragmentation.
+# Recycle workers now and then: a safety net against growth in native libraries. What keeps a
+# worker's memory level is the malloc tuning below (bench/soak.py).
 max_requests = 5000
 max_requests_jitter = 500
+# glibc malloc, set by post_fork in each worker (why: proxy/memory.py; figures: docs/performance.md); a
+# variable like MALLOC_ARENA_MAX is read when a process starts, not by workers forked from a master.
+# - mmap threshold fixed at 1 MiB: a frame or encoder buffer is mapped for its use and unmapped when
+#   freed. glibc's own threshold rises to 32 MiB after the first large free, and every later frame
+#   then stays in an arena heap for good: 1.7 GiB per worker after 10 minutes of bench/soak.py.
+# - 2 arenas, not 8 per core: each arena keeps its own high-water mark, and the threads that
+#   allocate much are the few running a transform (PROXY_MAX_TRANSFORMS on the whole instance).
+# GUNICORN_MALLOC_TUNING=0 leaves glibc's defaults, for comparison (bench/soak.py --no-tuning).
+malloc_tuning = os.environ.get("GUNICORN_MALLOC_TUNING", "1") != "0"
 # Import OpenCV and NumPy once in the master, and fail at boot (not per worker) on bad settings.
 preload_app = True
 # The app writes one JSON line per request (proxy.access: id, transform, status, cache, ms) to
@@ -101,6 +111,14 @@ except SettingsError as _error:
     if _metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
     sys.exit(f"error: {_error}")
+
+
+def post_fork(server, worker):  # in the worker, before its threads exist
+    if malloc_tuning:
+        from proxy.memory import tune_malloc
+
+        if not tune_malloc():
+            server.log.warning("malloc is not glibc's: its arena and mmap settings are left as they are")
 
 
 def child_exit(server, worker):  # a dead worker's live gauges must stop counting
