@@ -1,6 +1,6 @@
 """HTTP throughput and latency over loopback, with wrk, everything in one run.
 
-    .venv/bin/python bench/http_load.py [--seconds 8] [--json bench/out/http.json]
+    .venv/bin/python bench/http_load.py [--seconds 8] [--json bench/out/http.json] [--markdown]
 
 Servers, each started here on a free loopback port: with gunicorn.conf.py, the origin, a
 bare Flask app returning the same bytes from memory and the naive pipeline (bench/apps.py),
@@ -10,7 +10,8 @@ thumbor 7 (Pillow-based, from its own virtualenv, --thumbor), one process per co
 its file result storage, doing the same misses and repeats. Scenarios: a cache hit (~50 KB
 WebP), a 304 revalidation, and a miss storm (a new variant of a 24 MP JPEG on every request,
 w 350-449 and q 70-99, 4 connections).
-Requires wrk (Debian: apt-get install wrk).
+Requires wrk (Debian: apt-get install wrk). ``--markdown`` prints docs/performance.md's table at
+the end (bench/doc_tables.py prints it again from the JSON).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import doc_tables  # noqa: E402
 from transform import photographic  # noqa: E402
 
 from deploy import nginx_local  # noqa: E402
@@ -171,6 +173,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--json", type=Path, default=Path("bench/out/http.json"))
     parser.add_argument("--thumbor", help="path of a thumbor 7 executable (make bench installs one)")
+    parser.add_argument("--markdown", action="store_true", help="print docs/performance.md's table too")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -273,7 +276,10 @@ def main() -> None:
     for name, value in ratio.items():
         print(f"{name:32} {value:9.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"results": results, "ratios": ratio}, indent=2))
+    data = {"results": results, "ratios": ratio, "hit_bytes": len(body)}
+    args.json.write_text(json.dumps(data, indent=2))
+    if args.markdown:
+        print("\n" + doc_tables.render(data))
 
 
 if __name__ == "__main__":

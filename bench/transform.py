@@ -1,6 +1,6 @@
 """Miss latency, in process: our pipeline against the naive one and against libvips.
 
-    .venv/bin/python bench/transform.py [--repeat 7] [--quick] [--json bench/out/transform.json]
+    .venv/bin/python bench/transform.py [--repeat 7] [--quick] [--json bench/out/transform.json] [--markdown]
 
 For every source x size x output of a corpus generated here (deterministically), it times
 
@@ -13,7 +13,8 @@ For every source x size x output of a corpus generated here (deterministically),
 and reports the median of ``--repeat`` runs, each ratio against vips measured in the same
 run, output bytes, and PSNR against a reference: the full-size decode reduced with an
 exact area average in float. Everything runs on this machine, one case after another, the
-implementations of a case taking turns (``interleaved``).
+implementations of a case taking turns (``interleaved``). ``--markdown`` prints the tables of
+docs/performance.md at the end (bench/doc_tables.py prints them again from the JSON).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import doc_tables  # noqa: E402
 import pyvips  # noqa: E402
 
 from proxy import pipeline  # noqa: E402
@@ -222,6 +224,7 @@ def main() -> None:
     parser.add_argument("--seen-only", action="store_true", help="only the new sizes of a seen original")
     parser.add_argument("--source", default="", help="only the sources whose name holds this, e.g. webp")
     parser.add_argument("--json", type=Path, default=Path("bench/out/transform.json"))
+    parser.add_argument("--markdown", action="store_true", help="print docs/performance.md's tables too")
     args = parser.parse_args()
     pyvips.cache_set_max(0)  # no operation cache: each call decodes, as a cache miss does
     rows = []
@@ -282,6 +285,8 @@ def main() -> None:
     args.json.write_text(json.dumps({"machine": machine, "rows": rows, "seen": seen}, indent=2))
     slower = [r for r in rows if r["ours_vs_vips"] > 1]  # NaN (vips cannot read it) compares False
     print(f"\n{len(rows)} cells; ours slower than vips in {len(slower)}; JSON in {args.json}")
+    if args.markdown:
+        print("\n" + doc_tables.render({"rows": rows, "seen": seen}))
 
 
 if __name__ == "__main__":

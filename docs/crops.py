@@ -1,4 +1,4 @@
-"""Draw the README's cropping pictures: one sample photo as a 400x160 banner, three ways.
+"""Draw docs/url.md's cropping pictures: one sample photo as a 400x160 banner, three ways.
 
     .venv/bin/python docs/crops.py
 

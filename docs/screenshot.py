@@ -1,4 +1,4 @@
-"""Take the README's screenshot of the playground: ``make screenshot``.
+"""Take docs/playground.md's screenshot of the playground: ``make screenshot``.
 
 Starts the origin on the bundled samples with the playground on, drives Debian's chromium
 (Playwright, no browser download) through a banner crop, and writes docs/img/playground.webp.

@@ -11,7 +11,7 @@ made with cumulative sums: every candidate offset is scored at once.
   the eye: edges, saturated colour and skin tones, summed.
 
 Faces are not detected: OpenCV's DNN face detector needs model weights that no package we
-depend on ships, and a Haar cascade is a weak substitute (README, "Cropping").
+depend on ships, and a Haar cascade is a weak substitute (docs/url.md, "Cropping").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
 
 ``v`` versions a URL: the origin accepts and ignores it, but every browser and CDN cache holds
 a URL of another ``v`` as another object, so a replaced original linked with a new ``v`` is seen
-at once everywhere, while a purge reaches only the caches it is sent to (README, purging).
+at once everywhere, while a purge reaches only the caches it is sent to (docs/caching.md, purging).
 
 Parameters go out in one fixed order, so that equal requests are equal URLs (one entry in every
 browser and CDN cache), and a signature is computed over exactly that string, as the origin

@@ -85,7 +85,7 @@ class Server:
 
 
 def gunicorn_command(bind: str, *extra: str, app: str = "proxy.app:create_app()") -> list[str]:
-    """How a deployment starts the origin (README), from the repository root."""
+    """How a deployment starts the origin (docs/deployment.md), from the repository root."""
     return [
         sys.executable,
         "-m",

@@ -170,6 +170,6 @@ def test_the_tag_header_named_is_what_purges_go_by(cache_tag_way: Way) -> None:
     assert status == 200 and headers["cache-tag"] == original_tag("coffee.png")
     if way.name == "varnish":
         assert headers["x-front-purged"] == "1"
-    time.sleep(0.6)  # every worker's memory tier lets go within half a second (README)
+    time.sleep(0.6)  # every worker's memory tier lets go within half a second (docs/caching.md)
     expected = "HIT" if way.name == "nginx" else "MISS"  # nginx cannot purge (its validity)
     assert way.request(url)[1]["x-cache"] == expected

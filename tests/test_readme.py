@@ -1,7 +1,8 @@
-"""The README's commands run as written: every ```sh block marked ``<!-- runnable -->`` is run by
-bash, from a scratch directory that has the repository's ``.venv``, against a gunicorn started as
-``make serve`` starts it (the bundled samples, the playground on), on a free port in place of
-8000, with the purge token its purge example assumes exported."""
+"""The documentation's commands run as written: every ```sh block marked ``<!-- runnable -->`` in
+README.md and docs/*.md is run by bash, from a scratch directory that has the repository's
+``.venv``, against a gunicorn started as ``make serve`` starts it (the bundled samples, the
+playground on), on a free port in place of 8000, with the purge token its purge example assumes
+exported."""
 
 from __future__ import annotations
 
@@ -26,12 +27,19 @@ def runnable_blocks(text: str) -> list[str]:
     return re.findall(rf"^{re.escape(MARK)}\n```sh\n(.*?)^```$", text, flags=re.M | re.S)
 
 
-BLOCKS = runnable_blocks((REPO / "README.md").read_text())
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+BLOCKS = [
+    pytest.param(block, id=f"{page.relative_to(REPO)}-{number}")
+    for page in PAGES
+    for number, block in enumerate(runnable_blocks(page.read_text()), 1)
+]
 
 
-def test_the_readme_marks_its_commands() -> None:
-    assert len(BLOCKS) >= 5 and all(block.strip() for block in BLOCKS)
-    assert "make serve" in (REPO / "README.md").read_text().split("\n## ", 1)[0]  # the first screen
+def test_the_docs_mark_their_commands() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert runnable_blocks(readme), "the README's own example is marked"
+    assert len(BLOCKS) >= 5 and all(block.values[0].strip() for block in BLOCKS)
+    assert "make serve" in readme.split("\n## ", 1)[0]  # the first screen
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +52,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
     server.stop()
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_each_runnable_block_runs_as_written(served: tuple[Server, Path], tmp_path: Path, index: int) -> None:
+@pytest.mark.parametrize("block", BLOCKS)
+def test_each_runnable_block_runs_as_written(served: tuple[Server, Path], tmp_path: Path, block: str) -> None:
     server, cache = served
-    block = BLOCKS[index].replace("127.0.0.1:8000", f"127.0.0.1:{server.port}")
+    block = block.replace("127.0.0.1:8000", f"127.0.0.1:{server.port}")
     (tmp_path / ".venv").symlink_to(REPO / ".venv")
     env = {
         **os.environ,

@@ -1,8 +1,22 @@
+import difflib
+import re
+from dataclasses import Field, fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from proxy.settings import SAMPLES_DIR, Settings, SettingsError, opencv_limits, parse_presets, parse_size
+from proxy.settings import (
+    SAMPLES_DIR,
+    Settings,
+    SettingsError,
+    opencv_limits,
+    parse_presets,
+    parse_size,
+    reference,
+)
+from proxy.settings.__main__ import main as settings_main
+from proxy.settings.base import env_name, spec_of
 
 
 def test_defaults_serve_the_bundled_samples() -> None:
@@ -146,3 +160,56 @@ def test_opencv_limits_agree_with_ours() -> None:
     assert opencv_limits({"PROXY_MAX_SOURCE_PIXELS": "1234"})["OPENCV_IO_MAX_IMAGE_PIXELS"] == "1234"
     explicit = {"PROXY_MAX_SOURCE_PIXELS": "1234", "OPENCV_IO_MAX_IMAGE_PIXELS": "99"}
     assert opencv_limits(explicit)["OPENCV_IO_MAX_IMAGE_PIXELS"] == "99"  # the deployer's own wins
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("known", fields(Settings), ids=lambda known: known.name)
+def test_every_setting_has_a_parser_a_doc_and_a_section(known: Field[Any]) -> None:
+    spec = spec_of(known)  # a KeyError here: the field was declared with field(), not setting()
+    assert callable(spec.parse)
+    assert spec.doc.endswith(".") and len(spec.doc) > 20
+    assert spec.group in reference.GROUPS
+    default = reference.literal(known)  # the default as the references write it reads back as itself
+    if default is not None:
+        assert spec.parse(env_name(known), default) == known.default
+    if spec.example is not None:
+        spec.parse(env_name(known), spec.example)  # and the example file's value parses
+
+
+@pytest.mark.parametrize("path", [reference.MARKDOWN, reference.ENV])
+def test_the_references_are_generated_from_the_settings(path: str) -> None:
+    expected = reference.render_markdown() if path == reference.MARKDOWN else reference.render_env()
+    committed = (REPO / path).read_text() if (REPO / path).exists() else ""
+    if committed != expected:
+        diff = difflib.unified_diff(
+            committed.splitlines(), expected.splitlines(), path, "generated", lineterm=""
+        )
+        pytest.fail(
+            f"{path} differs from the settings' docs; regenerate it with\n    {reference.COMMANDS[path]}\n"
+            + "\n".join(list(diff)[:40])
+        )
+
+
+def test_the_generator_writes_the_references(capsys: pytest.CaptureFixture[str]) -> None:
+    assert settings_main(["--env"]) == 0
+    assert capsys.readouterr().out == reference.render_env()
+    assert settings_main(["--markdown"]) == 0
+    assert capsys.readouterr().out == reference.render_markdown()
+
+
+def test_every_gunicorn_variable_is_described_once() -> None:
+    read = set(re.findall(r"GUNICORN_[A-Z_]+", (REPO / "gunicorn.conf.py").read_text()))
+    described = [entry.name for entry in reference.GUNICORN]
+    assert sorted(described) == sorted(read)
+
+
+def test_the_references_links_lead_somewhere() -> None:
+    for target in re.findall(r"\]\(([^)]+)\)", reference.render_markdown()):
+        page, _, anchor = target.partition("#")
+        path = (REPO / reference.MARKDOWN).parent / page
+        assert path.is_file(), target
+        headings = re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M)
+        slugs = {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+        assert not anchor or anchor in slugs, target
