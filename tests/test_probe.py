@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from proxy import probe as probing
 from proxy.errors import NotFound, UnsupportedImage
 from proxy.formats import FORMATS
+from proxy.probe import ends as probing
 from proxy.probe import probe
 
 from .images import (
