@@ -1,10 +1,11 @@
-# `make serve` runs the origin on the bundled samples; `make test` runs lint, types and tests.
+# `make serve` runs the origin on the bundled samples; `make test` runs lint, types and tests;
+# `make test-fast` only the fast unit tests (pytest -m "unit and not slow": in process, each under ~5 s).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: serve test lint bench clean screenshot
+.PHONY: serve test test-fast lint bench clean screenshot
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,10 @@ $(AXE): tests/package.json tests/package-lock.json
 
 test: lint $(if $(shell command -v npm),$(AXE))
 	$(BIN)/pytest
+
+# The markers are in pyproject.toml; tests/conftest.py puts every test in unit or integration.
+test-fast: $(VENV)/.dev
+	$(BIN)/pytest -m "unit and not slow"
 
 $(VENV)/.bench: bench/requirements.txt requirements.txt | $(BIN)/activate
 	$(BIN)/pip install -q -r bench/requirements.txt

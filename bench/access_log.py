@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from http_load import HIT, free_port, wait_for, wrk  # noqa: E402
+from http_load import HIT, wait_for, wrk  # noqa: E402
 
-from tests.server import gunicorn_command  # noqa: E402
+from tests.support.servers import free_port, gunicorn_command  # noqa: E402
 
 
 def start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:

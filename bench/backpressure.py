@@ -29,9 +29,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.load import HitProbe, burst, percentile, storm, timed_get  # noqa: E402
 from proxy.settings import Settings  # noqa: E402
-from tests.server import start_gunicorn  # noqa: E402
+from tests.support.load import HitProbe, burst, percentile, storm, timed_get  # noqa: E402
+from tests.support.servers import start_gunicorn  # noqa: E402
 
 
 def camera_like(width: int, height: int, seed: int) -> np.ndarray:

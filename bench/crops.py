@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/crops.py [--scenes 40] [--repeat 9]
 
-Hit rates: the generated scenes of tests/images.py (one subject at a random place on a plain or
+Hit rates: the generated scenes of tests/support/images.py (one subject at a random place on a plain or
 blurred backdrop), each cropped to a square window a third of its long side; a hit keeps the
 subject's centre. Cost: a 24 MP JPEG -> 400x400 cover miss under each gravity, alternating, so
 that every one sees the same machine; content-aware ones run on the 600x400 image the crop is
@@ -29,7 +29,7 @@ from backpressure import camera_like  # noqa: E402
 
 from proxy.params import ImageParams  # noqa: E402
 from proxy.pipeline import plan_geometry, render, smart_crop  # noqa: E402
-from tests.images import subject_scene  # noqa: E402
+from tests.support.images import subject_scene  # noqa: E402
 
 GRAVITIES = ("center", "entropy", "attention")
 

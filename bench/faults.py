@@ -25,7 +25,7 @@ latencies are partly the host's. Then a verdict per scenario against the documen
 500, no answer slower than PROXY_FETCH_TIMEOUT + 1 s, at most one upstream request per original
 per RETRY (5 s) interval begun during the load, and the scenario's own statuses. In hang and
 trickle the hits' p99 must be under 100 ms; it is judged on the probe that runs in a process of
-its own (bench/load.py's HitProbe), as the thread's latencies include this process's own GIL.
+its own (tests/support/load.py's HitProbe), as the thread's latencies include this process's own GIL.
 """
 
 from __future__ import annotations
@@ -53,14 +53,14 @@ import cv2
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.load import HitProbe, percentile, timed_get  # noqa: E402
 from proxy.cache import VariantCache  # noqa: E402
 from proxy.purge import original_tag  # noqa: E402
 from proxy.sources import COPIES  # noqa: E402
 from proxy.sources.remote import RETRY  # noqa: E402
-from tests.images import encode, photo  # noqa: E402
-from tests.server import Server, start_gunicorn  # noqa: E402
-from tests.upstreams import S3Server, web_originals  # noqa: E402
+from tests.support.images import encode, photo  # noqa: E402
+from tests.support.load import HitProbe, percentile, timed_get  # noqa: E402
+from tests.support.servers import Server, start_gunicorn  # noqa: E402
+from tests.support.upstreams import S3Server, web_originals  # noqa: E402
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
 SCENARIOS = ("hang", "trickle", "s3-hang", "s3-down", "evicted", "truncated")

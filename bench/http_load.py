@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import doc_tables  # noqa: E402
 from transform import photographic  # noqa: E402
 
 from deploy import nginx_local  # noqa: E402
-from tests.server import gunicorn_command  # noqa: E402
+from tests.support.servers import free_port, gunicorn_command  # noqa: E402
 
 HIT = "/image/hubble_deep_field.jpg?w=600&fmt=webp"
 MISS_LUA = """
@@ -92,12 +91,6 @@ http {{
     }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(port: int, path: str = "/", timeout: float = 30) -> None:

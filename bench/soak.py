@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.backpressure import camera_like  # noqa: E402
-from tests.server import Server, http_request, start_gunicorn  # noqa: E402
+from tests.support.servers import Server, http_request, start_gunicorn  # noqa: E402
 
 MIB = 1 << 20
 WINDOW = 30.0  # seconds of samples whose median stands for "the RSS at" a time
@@ -143,7 +143,7 @@ class Load:
                 continue
             with self._lock:
                 self.answers[f"{kind} {status}"] += 1
-            if status == 503:  # as a well-behaved client does (bench/load.py's storm)
+            if status == 503:  # as a well-behaved client does (tests/support/load.py's storm)
                 self._stop.wait(float(answer.get("retry-after", 1)))
 
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(REPO / "bench"))
 from backpressure import camera_like  # noqa: E402
 from http_load import wrk  # noqa: E402
 
-from bench.load import timed_get  # noqa: E402
-from tests.server import start_gunicorn  # noqa: E402
-from tests.upstreams import S3Server  # noqa: E402
+from tests.support.load import timed_get  # noqa: E402
+from tests.support.servers import start_gunicorn  # noqa: E402
+from tests.support.upstreams import S3Server  # noqa: E402
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
 SIZES = [300 + 100 * n for n in range(20)]

@@ -18,7 +18,7 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.server import start_gunicorn  # noqa: E402
+from tests.support.servers import start_gunicorn  # noqa: E402
 
 OUT = REPO / "docs" / "img" / "playground.webp"
 

@@ -18,7 +18,7 @@ from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.probe import isobmff_boxes, probe
 
-from .images import decode
+from .support.images import decode, write
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]  # RGB, one per frame
 DURATIONS = [100, 200, 300, 400]
@@ -40,11 +40,6 @@ def frames_of(data: bytes) -> tuple[list[np.ndarray], list[int], int]:
     ok, decoded = cv2.imdecodeanimation(np.frombuffer(data, np.uint8))
     assert ok
     return list(decoded.frames), [int(d) for d in decoded.durations], int(decoded.loop_count)
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> str:
-    (tmp_path / name).write_bytes(data)
-    return str(tmp_path / name)
 
 
 @pytest.mark.parametrize(
@@ -89,6 +84,7 @@ def test_an_avif_plays_as_often_as_its_original(tmp_path: Path) -> None:
     assert ok and probe(write(tmp_path, "forever.avif", data.tobytes())).plays == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loop", [0, 2])
 def test_an_animated_avif_is_the_same_bytes_whenever_it_is_rendered(tmp_path: Path, loop: int) -> None:
     """One ETag, one byte string: OpenCV's writer stamps the clock into the movie's header boxes."""

@@ -19,12 +19,14 @@ from pathlib import Path
 import cv2
 import pytest
 
-from bench.load import HitProbe, Result, burst, percentile, storm, timed_get
 from proxy.settings import Settings
 
-from .fronts import start
-from .images import decode, encode, large_photo, photo
-from .server import Server, start_gunicorn
+from .support.fronts import start
+from .support.images import decode, encode, large_photo, photo
+from .support.load import HitProbe, Result, burst, percentile, storm, timed_get
+from .support.servers import Server, start_gunicorn
+
+pytestmark = pytest.mark.integration
 
 WAIT = Settings.transform_wait  # the default the proof is about
 SLOTS = Settings().max_transforms
@@ -112,6 +114,7 @@ def miss_storm(port: int, seconds: float, hit: str) -> Storm:
     return result
 
 
+@pytest.mark.slow
 def test_a_miss_storm_is_refused_by_expected_wait_while_hits_stay_fast(server: Server) -> None:
     result = miss_storm(server.port, 30, "/image/page.jpg?w=120")
     assert result.hit_answers == [[200, "HIT"]]
@@ -131,6 +134,7 @@ def test_a_miss_storm_is_refused_by_expected_wait_while_hits_stay_fast(server: S
     assert counted == len(result.refused)
 
 
+@pytest.mark.slow
 def test_bursts_and_a_storm_through_the_nginx_front(tmp_path: Path) -> None:
     way = start("nginx", tmp_path, workers=None)  # skipped without nginx (.ci/run installs it)
     try:

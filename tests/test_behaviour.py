@@ -1,5 +1,5 @@
 """What a browser or a CDN sees, once per way to the origin: straight to gunicorn, through
-deploy/nginx.conf and through deploy/varnish.vcl (tests/fronts.py), so that every behaviour
+deploy/nginx.conf and through deploy/varnish.vcl (tests/support/fronts.py), so that every behaviour
 here holds through both shipped fronts by default.
 
 Where a front cannot do what the origin does, the test says so by name (nginx cannot purge:
@@ -19,10 +19,12 @@ import pytest
 from proxy.purge import original_tag
 from proxy.urls import image_url, version_token
 
-from .browser import ACCEPT
-from .fronts import PATHS, TOKEN, Way, start
-from .images import decode, encode, photo, quadrants
-from .upstreams import WebOriginals, web_originals
+from .support.browser import ACCEPT
+from .support.fronts import PATHS, TOKEN, Way, start
+from .support.images import decode, encode, photo, quadrants
+from .support.upstreams import WebOriginals, web_originals
+
+pytestmark = pytest.mark.integration
 
 PAGE_A, PAGE_B = "https://shop.example", "https://blog.example"
 VALIDITY = 2  # nginx's own validity here (30 s as shipped): how long it may answer a purged copy

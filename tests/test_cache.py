@@ -23,35 +23,14 @@ import pytest
 from proxy.app import variant_key
 from proxy.cache import MEMORY_ENTRY, VariantCache, directory_bytes
 from proxy.errors import UnsupportedImage
-from proxy.formats import FORMATS
 from proxy.params import ImageParams
 from proxy.pipeline import Rendered
 from proxy.sources import Source
 
-from .server import REPO
+from .support.servers import REPO
+from .support.variants import MiB, present, rendered
 
-MiB = 1 << 20
 SOURCE = Source("a.jpg", "1-2-3", datetime(2026, 1, 1, tzinfo=UTC), "/dev/null")
-
-
-def rendered(size: int, seed: int = 0) -> Rendered:
-    """``size`` bytes that start as a WebP does (the cache reads a variant's type from them)."""
-    return Rendered((b"RIFF\0\0\0\0WEBP" + random.Random(seed).randbytes(size))[:size], FORMATS["webp"])
-
-
-def present(cache: VariantCache, key: str) -> bool:
-    """Whether ``key`` is cached; closes the file a hit may hold open."""
-    variant = cache.get(key)
-    if variant is not None and not isinstance(variant.body, bytes):
-        variant.body.close()
-    return variant is not None
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> VariantCache:
-    cache = VariantCache(tmp_path / "cache", 16 * MiB, lock_timeout=2, retry_after=0)
-    yield cache
-    cache.close()
 
 
 def test_small_and_large_values_round_trip(cache: VariantCache) -> None:
@@ -186,6 +165,7 @@ def test_a_dead_holders_lock_expires(tmp_path: Path) -> None:
     other.close()
 
 
+@pytest.mark.integration
 def test_a_killed_holders_lock_is_broken_at_once(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "c")], stdout=subprocess.PIPE, cwd=REPO
@@ -213,6 +193,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.slow
 def test_size_bound_holds_and_hot_entries_survive(tmp_path: Path) -> None:
     limit = 16 * MiB
     cache = VariantCache(tmp_path / "c", limit, touch_every=0)  # every hit refreshes, for the test
@@ -371,6 +352,7 @@ def test_stats_and_clear(cache: VariantCache) -> None:
     assert cache.stats()["entries"] == 0
 
 
+@pytest.mark.slow
 def test_a_hit_refreshes_its_entry_at_most_every_touch_interval(tmp_path: Path) -> None:
     cache = VariantCache(tmp_path / "c", 16 * MiB, touch_every=0.2)
     cache.put("read", rendered(40_000, seed=1))

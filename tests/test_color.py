@@ -19,7 +19,7 @@ from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.probe import probe
 
-from .images import decode, photo, with_chunk
+from .support.images import decode, photo, with_chunk
 
 ICC = Path(__file__).parent / "data" / "icc"
 WIDE = ["DisplayP3-v4", "AdobeCompat-v4", "ProPhoto-v4", "Rec2020-v4", "DisplayP3-v2-micro"]
@@ -120,6 +120,7 @@ def test_a_broken_profile_is_ignored_with_a_warning(tmp_path: Path, caplog: pyte
     assert "unreadable ICC profile" in caplog.text
 
 
+@pytest.mark.slow
 def test_reduced_copies_are_srgb_too(client: FlaskClient, image_root: Path) -> None:
     """A large tagged original: the second size renders from its reduced copy, converted once."""
     big = cv2.resize(vivid(), (4200, 2800), interpolation=cv2.INTER_CUBIC)
@@ -145,6 +146,7 @@ def cmyk_jpeg(tmp_path: Path, name: str, size: tuple[int, int], embed: bool) -> 
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("embed", [True, False])
 @pytest.mark.parametrize("size", [(480, 320), (3200, 2000)])  # the large one shrinks on decode
 def test_cmyk_jpegs_go_through_their_profile_or_a_press_one(

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from .server import REPO
+from .support.servers import REPO
 
 PAGES = [REPO / "README.md", REPO / "SECURITY.md", *sorted((REPO / "docs").glob("*.md"))]
 README_LINES = 250

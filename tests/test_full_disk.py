@@ -23,14 +23,14 @@ from prometheus_client import REGISTRY
 from proxy import create_app
 from proxy.cache import VariantCache
 from proxy.cache.store import _out_of_space
-from proxy.formats import FORMATS
-from proxy.pipeline import Rendered
 from proxy.settings import Settings
 
-from .images import decode
-from .server import REPO, Server, start_gunicorn
+from .support.images import decode
+from .support.servers import REPO, Server, start_gunicorn
+from .support.variants import MiB, present, rendered
 
-MiB = 1 << 20
+pytestmark = pytest.mark.integration
+
 GiB = 1 << 30
 DEGRADED = "No space left on device for"  # the one warning when a cache starts holding less
 RECOVERED = "has the disk space for its bound again"
@@ -57,18 +57,6 @@ def disk(tmp_path: Path) -> Iterator[Path]:
     yield path
     if _as_root("umount", str(path)).returncode != 0:  # still open somewhere: detach it anyway
         _as_root("umount", "-l", str(path))
-
-
-def rendered(size: int, seed: int) -> Rendered:
-    """``size`` bytes that start as a WebP does (the cache reads a variant's type from them)."""
-    return Rendered((b"RIFF\0\0\0\0WEBP" + random.Random(seed).randbytes(size))[:size], FORMATS["webp"])
-
-
-def present(cache: VariantCache, key: str) -> bool:
-    variant = cache.get(key)
-    if variant is not None and not isinstance(variant.body, bytes):
-        variant.body.close()
-    return variant is not None
 
 
 def free_bytes(path: Path) -> int:

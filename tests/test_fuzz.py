@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,7 @@ from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.settings import Settings
 
-from .images import encode, photo
+from .support.images import encode, photo
 
 ALLOWED = {200, 304, 400, 403, 404, 413, 415}
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
@@ -100,6 +101,7 @@ def test_decoder_fuzz(data: bytes, params: ImageParams, target: str) -> None:
     assert decoded is not None and decoded.size > 0
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048), st.sampled_from(["a.jpg", "b.png", "c", "d.webp"]))
 def test_arbitrary_bytes_as_an_image(data: bytes, name: str) -> None:
@@ -137,6 +139,7 @@ _QUERY_PIECES = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(st.lists(_QUERY_PIECES | st.text(max_size=6), max_size=12).map("".join), st.text(max_size=40))
 def test_arbitrary_queries_and_ids(query: str, image_id: str) -> None:

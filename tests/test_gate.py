@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -20,7 +20,7 @@ from proxy.errors import Overloaded
 from proxy.gate import TransformGate
 from proxy.settings import Settings
 
-from .server import REPO
+from .support.servers import REPO, eventually
 
 
 def transform(gate: TransformGate, seconds: float, running: list[int], peak: list[int]) -> float:
@@ -102,6 +102,7 @@ def holding_slots(directory: Path, slots: int) -> Iterator[None]:
             holder.kill()
 
 
+@pytest.mark.integration
 def test_a_miss_waits_at_most_the_wait_then_is_refused(tmp_path: Path) -> None:
     gate = TransformGate(tmp_path / "gate", slots=1, queue=48, wait=0.3)
     with holding_slots(tmp_path / "gate", 1):
@@ -114,6 +115,7 @@ def test_a_miss_waits_at_most_the_wait_then_is_refused(tmp_path: Path) -> None:
     assert refused.value.retry_after >= 1
 
 
+@pytest.mark.integration
 def test_a_killed_workers_slot_is_released_at_once(tmp_path: Path) -> None:
     gate = TransformGate(tmp_path / "gate", slots=1, queue=0, wait=0.1)
     with holding_slots(tmp_path / "gate", 1):
@@ -124,6 +126,7 @@ def test_a_killed_workers_slot_is_released_at_once(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.integration
 def test_expected_wait_over_the_limit_is_refused_up_front(tmp_path: Path) -> None:
     """Three misses waiting for one slot at a median of 1 s each: a fourth would wait ~3 s."""
     gate = TransformGate(tmp_path / "gate", slots=1, queue=48, wait=2)
@@ -134,7 +137,7 @@ def test_expected_wait_over_the_limit_is_refused_up_front(tmp_path: Path) -> Non
         waiters = [threading.Thread(target=_wait_for_slot, args=(gate, results)) for _ in range(3)]
         for waiter in waiters:
             waiter.start()
-        _until(lambda: gate.expected_wait() >= 3)
+        assert eventually(lambda: gate.expected_wait() >= 3, every=0.005)
         started = time.monotonic()
         with pytest.raises(Overloaded) as refused:
             with gate.slot():
@@ -155,13 +158,7 @@ def _wait_for_slot(gate: TransformGate, results: list[str]) -> None:
         results.append(error.reason)
 
 
-def _until(condition: Callable[[], bool], timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
-
-
+@pytest.mark.integration
 def test_the_queue_cap_refuses_beyond_it(tmp_path: Path) -> None:
     gate = TransformGate(tmp_path / "gate", slots=1, queue=2, wait=1)
     results: list[str] = []
@@ -169,7 +166,7 @@ def test_the_queue_cap_refuses_beyond_it(tmp_path: Path) -> None:
         waiters = [threading.Thread(target=_wait_for_slot, args=(gate, results)) for _ in range(2)]
         for waiter in waiters:
             waiter.start()
-        _until(lambda: gate._this_worker().waiting() == 2)
+        assert eventually(lambda: gate._this_worker().waiting() == 2, every=0.005)
         with pytest.raises(Overloaded) as refused:
             with gate.slot():
                 pass
@@ -198,6 +195,7 @@ threading.Event().wait()
 """
 
 
+@pytest.mark.integration
 def test_a_dead_workers_waiting_misses_stop_counting(tmp_path: Path) -> None:
     gate = TransformGate(tmp_path / "gate", slots=1, queue=48, wait=1)
     with subprocess.Popen(

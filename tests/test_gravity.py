@@ -14,7 +14,7 @@ from proxy.gravity import window
 from proxy.params import ImageParams
 from proxy.pipeline import render
 
-from .images import decode, encode, subject_scene
+from .support.images import decode, encode, subject_scene
 
 SCENES = range(40)
 BOX = 100  # a square window a third of the scenes' long side, once resized to 300x100
@@ -50,6 +50,7 @@ def hit_rate(scenes: list[tuple[str, tuple[float, float]]], gravity: str) -> flo
     return hits / len(scenes)
 
 
+@pytest.mark.slow
 def test_content_aware_crops_keep_the_subject(scenes: list[tuple[str, tuple[float, float]]]) -> None:
     """The issue's bar: attention >= 90%, entropy >= 80%, both well above the centre's chance."""
     rates = {gravity: hit_rate(scenes, gravity) for gravity in ("center", "entropy", "attention")}

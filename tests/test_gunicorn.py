@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from .images import decode
-from .server import REPO, Server, gunicorn_command, start_gunicorn
+from .support.images import decode
+from .support.servers import REPO, Server, gunicorn_command, start_gunicorn
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

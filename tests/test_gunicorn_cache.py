@@ -19,8 +19,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from .images import decode, encode, photo
-from .server import REPO, Server, start_gunicorn
+from .support.images import decode, encode, photo
+from .support.servers import REPO, Server, eventually, start_gunicorn
+
+pytestmark = pytest.mark.integration
 
 Env = dict[str, str]
 
@@ -228,9 +230,10 @@ def test_cache_directory_deleted_while_serving(serve: Callable[..., tuple[Server
         hit = get(server, "/image/photo.jpg?w=500")[1]["x-cache"] == "HIT"  # requests drive the check
         return hit and index.exists()
 
-    assert _eventually(recovered)
+    assert eventually(recovered, within=12, every=0.5)
 
 
+@pytest.mark.slow
 def test_index_overwritten_with_garbage_while_serving(serve: Callable[..., tuple[Server, Env]]) -> None:
     server, env = serve()
     workers = server.workers()
@@ -241,10 +244,13 @@ def test_index_overwritten_with_garbage_while_serving(serve: Callable[..., tuple
     for width in range(100, 600, 20):
         status, _, body = get(server, f"/image/photo.jpg?w={width}")
         assert status == 200 and decode(body).shape[1] == width
-    assert _eventually(lambda: get(server, "/image/photo.jpg?w=77")[1]["x-cache"] == "HIT")
+    assert eventually(
+        lambda: get(server, "/image/photo.jpg?w=77")[1]["x-cache"] == "HIT", within=12, every=0.5
+    )
     assert server.workers() == workers
 
 
+@pytest.mark.slow
 def test_cache_directory_made_read_only(serve: Callable[..., tuple[Server, Env]], base: Path) -> None:
     # Root ignores file modes unless it gives up CAP_DAC_OVERRIDE, as gunicorn does here.
     wrapper = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
@@ -262,10 +268,13 @@ def test_cache_directory_made_read_only(serve: Callable[..., tuple[Server, Env]]
     finally:
         _chmod_tree(cache, write=True)
     assert server.log_text().count("unavailable") == 1  # logged once, not per request
-    assert _eventually(lambda: get(server, "/image/big.png?w=1004&fmt=png")[1]["x-cache"] == "HIT")
+    assert eventually(
+        lambda: get(server, "/image/big.png?w=1004&fmt=png")[1]["x-cache"] == "HIT", within=12, every=0.5
+    )
     assert "available again" in server.log_text()
 
 
+@pytest.mark.slow
 def test_cache_disk_full(serve: Callable[..., tuple[Server, Env]], base: Path) -> None:
     _require_mount_namespaces(base)
     cache = base / "cache"
@@ -312,15 +321,6 @@ def _retry(call: Callable[[], tuple[int, dict[str, str], bytes]]) -> tuple[int, 
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 12) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def test_sigterm_lets_in_flight_requests_finish(serve: Callable[..., tuple[Server, Env]]) -> None:

@@ -13,9 +13,11 @@ from PIL import Image, ImageCms
 
 from proxy.color import DEFAULT_CMYK
 
-from .bombs import jpeg_declaring, png_bomb, png_declaring
-from .images import decode, encode, photo
-from .server import Server, start_gunicorn
+from .support.bombs import jpeg_declaring, png_bomb, png_declaring
+from .support.images import decode, encode, photo
+from .support.servers import Server, start_gunicorn
+
+pytestmark = pytest.mark.integration
 
 
 def cmyk_jpeg() -> bytes:

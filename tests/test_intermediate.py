@@ -17,7 +17,7 @@ from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.sources.files import FileStore
 
-from .images import decode, encode, photo, with_exif_orientation
+from .support.images import decode, encode, photo, with_exif_orientation, write
 
 
 @functools.cache
@@ -28,16 +28,9 @@ def large_jpeg() -> bytes:
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> VariantCache:
-    cache = VariantCache(tmp_path / "cache", 256 << 20)  # a copy is 8 MB: over 1/8 of a smaller cache
-    yield cache
-    cache.close()
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return str(path)
+def cache_size() -> int:
+    """conftest.py's ``cache``, larger."""
+    return 256 << 20  # a copy is 8 MB: over 1/8 of a smaller cache
 
 
 def test_small_originals_get_no_copy(tmp_path: Path) -> None:
@@ -118,6 +111,7 @@ def test_sizes_larger_than_the_copy_come_from_the_original(tmp_path: Path, cache
     assert out.shape == (2000, 3000, 3)
 
 
+@pytest.mark.slow
 def test_alpha_survives_the_copy(tmp_path: Path, cache: VariantCache) -> None:
     image = np.zeros((2200, 4400, 4), np.uint8)
     image[..., 2] = 255  # red

@@ -23,9 +23,9 @@ from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.settings import Settings
 
-from .bombs import jpeg_declaring, png_bomb, png_declaring, webp_declaring
-from .images import encode, photo
-from .server import REPO
+from .support.bombs import jpeg_declaring, png_bomb, png_declaring, webp_declaring
+from .support.images import encode, photo, write
+from .support.servers import REPO
 
 
 @functools.cache
@@ -33,12 +33,7 @@ def real_bomb() -> bytes:
     return png_bomb(20000, 20000)  # 400 megapixels of zeros, ~400 KB on disk
 
 
-def write(tmp_path: Path, name: str, data: bytes) -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return str(path)
-
-
+@pytest.mark.slow
 def test_real_png_bomb_is_refused_fast_without_allocating(tmp_path: Path) -> None:
     data = real_bomb()
     assert len(data) < 2_000_000
@@ -117,6 +112,7 @@ def test_a_passed_deadline_stops_the_transform(tmp_path: Path) -> None:
         render(path, ImageParams(width=50), SOURCE, Limits(deadline=time.monotonic() - 1))
 
 
+@pytest.mark.integration
 def test_opencv_limits_follow_ours() -> None:
     """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS at import: importing proxy first must set it."""
     script = (

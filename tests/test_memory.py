@@ -11,8 +11,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from .images import photo
-from .server import REPO, start_gunicorn
+from .support.images import photo
+from .support.servers import REPO, start_gunicorn
+
+pytestmark = pytest.mark.integration
 
 WIDTH, HEIGHT = 3456, 2304  # 8 MP: a decoded frame of 23 MiB, under glibc's 32 MiB dynamic mmap ceiling
 FRAME = WIDTH * HEIGHT * 3

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from proxy import create_app
 from proxy.settings import Settings
 
-from .server import REPO, Server, start_gunicorn
+from .support.servers import REPO, Server, start_gunicorn
 
 
 def sample(name: str, **labels: str) -> float:
@@ -51,6 +51,7 @@ def test_metrics_endpoint(client: FlaskClient) -> None:
     assert "image_origin_requests_total" in response.get_data(as_text=True)
 
 
+@pytest.mark.slow
 def test_evictions_are_counted(settings: Settings) -> None:
     client = create_app(replace(settings, cache_size=16 << 20)).test_client()  # the smallest allowed
     before = sample("image_origin_cache_evictions_total")
@@ -81,6 +82,7 @@ def scrape(server: Server) -> dict[str, float]:
     return values
 
 
+@pytest.mark.integration
 def test_workers_add_up(workers: Server) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -5,7 +5,7 @@ per format, purges and versioned URLs) is tested through nginx too, in tests/tes
 Here is what only nginx does: its cache lock, its own validity, stale copies while the origin
 is down, consistent hashing over instances, the JPEG XL map line, connection reuse, a browser
 through it, and how deploy/nginx_local.py runs it. The file is used as shipped, with only its
-EDIT lines pointed at a scratch prefix (tests/fronts.py). .ci/run installs nginx; without it
+EDIT lines pointed at a scratch prefix (tests/support/fronts.py). .ci/run installs nginx; without it
 the tests that run it are skipped, and say so.
 """
 
@@ -32,10 +32,12 @@ import pytest
 
 from deploy import nginx_local
 
-from .browser import ACCEPT, launch, needs_browser, new_page, raw_statuses
-from .fronts import Way, available, start
-from .images import decode, encode, photo
-from .server import REPO, Server, eventually, free_port, http_request, start_gunicorn
+from .support.browser import ACCEPT, needs_browser, new_page, raw_statuses
+from .support.fronts import Way, available, start
+from .support.images import decode, encode, photo
+from .support.servers import REPO, Server, eventually, free_port, http_request, start_gunicorn
+
+pytestmark = pytest.mark.integration
 
 needs_nginx = pytest.mark.skipif(
     not available("nginx"), reason="nginx is not installed (.ci/run installs it)"
@@ -119,6 +121,7 @@ def test_stale_variants_are_served_when_the_origin_is_down(tmp_path: Path) -> No
         way.stop()
 
 
+@pytest.mark.slow
 def test_the_fronts_validity_is_its_own_and_bounds_a_deleted_original(tmp_path: Path) -> None:
     """Browsers may be told max-age=0 or a day; nginx keeps its copy for its own validity, then
     revalidates (a 304 from the origin keeps it a hit), and a deleted original is a 404 after it."""
@@ -207,6 +210,7 @@ def _healthy(port: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @needs_nginx
 def test_instances_partition_the_variants_and_survive_one_down(tmp_path: Path) -> None:
     """Three instances, each with its own cache, behind one nginx hashing URLs consistently."""
@@ -278,11 +282,6 @@ def test_the_origins_format_order_holds_and_jpeg_xl_clients_get_their_own_entry(
 
 
 # --- what a browser sees through the front -------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    yield from launch()
 
 
 @contextmanager

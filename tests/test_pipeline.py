@@ -16,7 +16,7 @@ from proxy.params import ImageParams
 from proxy.pipeline import Geometry, plan_geometry, render, shrink_factor
 from proxy.probe import SourceInfo, probe
 
-from .images import (
+from .support.images import (
     decode,
     encode,
     exif_orientation_segment,
@@ -24,6 +24,7 @@ from .images import (
     quadrants,
     with_chunk,
     with_exif_orientation,
+    write,
 )
 
 MAGIC = {
@@ -35,12 +36,6 @@ MAGIC = {
 }
 JPEG_6000 = SourceInfo("jpeg", 6000, 4000)
 RED, GREEN, BLUE, WHITE = (0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255)
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return str(path)
 
 
 def close(pixel: np.ndarray, expected: tuple[int, ...], tolerance: int = 12) -> bool:
@@ -228,6 +223,7 @@ def test_large_jpeg_thumbnail_is_area_averaged(tmp_path: Path) -> None:
     assert float(out.std()) < 8
 
 
+@pytest.mark.slow
 def test_large_photo_thumbnail_matches_a_full_decode(tmp_path: Path) -> None:
     original = photo(3000, 2000, seed=3)
     path = write(tmp_path, "p.jpg", encode(original, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95))
@@ -516,6 +512,7 @@ def test_webp_stills_shrink_by_any_whole_factor_to_twice_the_size_animations_not
     assert shrink_factor(still, (3000, 2000), plan_geometry(3000, 2000, ImageParams(width=1000))) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quality", [90, 101])  # lossy (VP8) and lossless (VP8L)
 def test_a_scaled_webp_decode_is_the_area_average_of_the_full_one(tmp_path: Path, quality: int) -> None:
     path = write(tmp_path, "p.webp", encode(photo(1800, 1200), ".webp", cv2.IMWRITE_WEBP_QUALITY, quality))
@@ -529,6 +526,7 @@ def test_a_scaled_webp_decode_is_the_area_average_of_the_full_one(tmp_path: Path
     assert cv2.PSNR(out, cv2.resize(full, (200, 133), interpolation=cv2.INTER_AREA)) > 45
 
 
+@pytest.mark.slow
 def test_a_scaled_webp_keeps_its_alpha_and_drops_an_opaque_one(tmp_path: Path) -> None:
     image = photo(1200, 800)
     alpha = np.zeros((800, 1200), np.uint8)

@@ -10,7 +10,6 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -19,9 +18,9 @@ from proxy import create_app
 from proxy.settings import Settings
 from proxy.urls import image_url
 
-from .browser import accessibility_violations, launch, needs_axe, needs_browser, new_page, raw_statuses
-from .images import decode
-from .server import REPO, Server, start_gunicorn
+from .support.browser import accessibility_violations, needs_axe, needs_browser, new_page, raw_statuses
+from .support.images import decode
+from .support.servers import REPO, Server, start_gunicorn
 
 
 def test_off_by_default_and_then_a_404(client: FlaskClient) -> None:
@@ -119,15 +118,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    yield from launch()
-
-
-def open_page(browser: Any, server: Server, scale: float = 1, width: int = 1280) -> Any:
-    return new_page(browser, scale, width)
-
-
 def loaded(page: object, base: str) -> None:
     page.goto(base + "/")  # type: ignore[attr-defined]
     page.wait_for_function("document.getElementById('status').textContent === '200'")  # type: ignore[attr-defined]
@@ -135,10 +125,10 @@ def loaded(page: object, base: str) -> None:
 
 @needs_browser
 def test_the_page_loads_without_errors_and_every_control_changes_the_preview(
-    browser: object, server: Server
+    chromium: object, server: Server
 ) -> None:
     base = f"http://127.0.0.1:{server.port}"
-    page = open_page(browser, server)
+    page = new_page(chromium)
     loaded(page, base)
     controls = [
         ("input[name=w]", "fill", "150", "w=150"),
@@ -176,8 +166,10 @@ def test_the_page_loads_without_errors_and_every_control_changes_the_preview(
 
 
 @needs_browser
-def test_an_invalid_value_shows_the_servers_message_beside_its_field(browser: object, server: Server) -> None:
-    page = open_page(browser, server)
+def test_an_invalid_value_shows_the_servers_message_beside_its_field(
+    chromium: object, server: Server
+) -> None:
+    page = new_page(chromium)
     loaded(page, f"http://127.0.0.1:{server.port}")
     page.fill("input[name=q]", "500")
     page.wait_for_function("document.querySelector('.error[data-for=q]').textContent.includes('1..100')")
@@ -187,9 +179,9 @@ def test_an_invalid_value_shows_the_servers_message_beside_its_field(browser: ob
 
 
 @needs_browser
-def test_a_format_the_browser_cannot_show_is_said_so(browser: object, server: Server) -> None:
+def test_a_format_the_browser_cannot_show_is_said_so(chromium: object, server: Server) -> None:
     """Chromium shows no JPEG XL: the page says what came and why there is no picture."""
-    page = open_page(browser, server)
+    page = new_page(chromium)
     loaded(page, f"http://127.0.0.1:{server.port}")
     page.select_option("select[name=fmt]", "jxl")
     page.wait_for_function("document.getElementById('result-info').textContent.includes('cannot display')")
@@ -197,11 +189,12 @@ def test_a_format_the_browser_cannot_show_is_said_so(browser: object, server: Se
     assert page.errors == []
 
 
+@pytest.mark.slow
 @needs_browser
-def test_a_reload_revalidates_cached_images_with_304s(browser: object, server: Server) -> None:
+def test_a_reload_revalidates_cached_images_with_304s(chromium: object, server: Server) -> None:
     """max-age=0 here: on a reload Chromium asks again with If-None-Match for every image it holds,
     and gets 304s, read from its own network events (DevTools' raw status, not the cached 200)."""
-    page = open_page(browser, server)
+    page = new_page(chromium)
     loaded(page, f"http://127.0.0.1:{server.port}")
     page.wait_for_load_state("networkidle")
     raw = raw_statuses(page)
@@ -215,11 +208,11 @@ def test_a_reload_revalidates_cached_images_with_304s(browser: object, server: S
 @needs_browser
 @pytest.mark.parametrize(("scale", "expected"), [(1, 640), (2, 960)])
 def test_srcset_picks_the_width_the_viewport_and_scale_call_for(
-    browser: object, server: Server, scale: float, expected: int
+    chromium: object, server: Server, scale: float, expected: int
 ) -> None:
     """A 400 px wide viewport, sizes=100vw: 400 device pixels want the 640w candidate, 800 the 960w."""
     base = f"http://127.0.0.1:{server.port}"
-    page = open_page(browser, server, scale=scale, width=400)
+    page = new_page(chromium, scale=scale, width=400)
     page.goto(base + "/playground/url?id=rocket.jpg&widths=320,640,960,1280&sizes=100vw")
     markup = page.evaluate("JSON.parse(document.body.innerText).img")
     page.goto(base + "/playground/static/playground.css")  # any same-origin page to host the markup
@@ -234,8 +227,8 @@ def test_srcset_picks_the_width_the_viewport_and_scale_call_for(
 
 @needs_browser
 @needs_axe
-def test_the_page_has_no_serious_accessibility_violation(browser: object, server: Server) -> None:
+def test_the_page_has_no_serious_accessibility_violation(chromium: object, server: Server) -> None:
     """axe-core, the rules browsers' audits use, on the page once it has shown a result."""
-    page = open_page(browser, server)
+    page = new_page(chromium)
     loaded(page, f"http://127.0.0.1:{server.port}")
     assert accessibility_violations(page) == []

@@ -12,7 +12,7 @@ from proxy.errors import UnsupportedImage
 from proxy.params import ImageParams
 from proxy.pipeline import render
 
-from .images import decode
+from .support.images import decode
 
 SUITE = Path(__file__).parent / "data" / "pngsuite"
 VALID = sorted(path.stem for path in SUITE.glob("[!x]*.png"))

@@ -16,7 +16,9 @@ from proxy.formats import FORMATS
 from proxy.probe import ends as probing
 from proxy.probe import probe
 
-from .images import (
+from .support.images import (
+    CUTS,
+    cut,
     encode,
     exif_orientation_segment,
     originals,
@@ -24,6 +26,7 @@ from .images import (
     with_chunk,
     with_exif_orientation,
     with_exif_thumbnail,
+    write,
 )
 
 IMAGE = np.full((30, 50, 3), 90, np.uint8)
@@ -182,23 +185,10 @@ def test_declared_transparency(tmp_path: Path, name: str, data: Callable[[], byt
 
 # --- files that end before their image does ---------------------------------------------------
 
-CUTS = {"half": 0.5, "nine tenths": 0.9, "all but the last byte": -1}
-
-
-def cut(data: bytes, where: str) -> bytes:
-    fraction = CUTS[where]
-    return data[:-1] if fraction < 0 else data[: int(len(data) * fraction)]
-
-
-def write(tmp_path: Path, data: bytes) -> str:
-    path = tmp_path / "original"
-    path.write_bytes(data)
-    return str(path)
-
 
 @pytest.mark.parametrize("name", sorted(originals()))
 def test_every_original_whole_is_accepted(tmp_path: Path, name: str) -> None:
-    probe(write(tmp_path, originals()[name]))
+    probe(write(tmp_path, "original", originals()[name]))
 
 
 @pytest.mark.parametrize("where", CUTS)
@@ -206,7 +196,7 @@ def test_every_original_whole_is_accepted(tmp_path: Path, name: str) -> None:
 def test_every_original_cut_short_is_refused(tmp_path: Path, name: str, where: str) -> None:
     """A cut TIFF written by OpenCV loses its directory, which comes last: "malformed" there."""
     with pytest.raises(UnsupportedImage, match="truncated|malformed TIFF"):
-        probe(write(tmp_path, cut(originals()[name], where)))
+        probe(write(tmp_path, "original", cut(originals()[name], where)))
 
 
 JPEG = encode(photo(96, 64), ".jpg")
@@ -227,7 +217,7 @@ THUMBNAIL = encode(photo(24, 16, seed=3), ".jpg")
     ids=["zero padding", "zip", "video trailer", "cut second image", "EXIF thumbnail", "thumbnail+trailer"],
 )
 def test_a_whole_jpeg_with_more_after_its_end_is_accepted(tmp_path: Path, data: bytes) -> None:
-    assert probe(write(tmp_path, data)).width == 96
+    assert probe(write(tmp_path, "original", data)).width == 96
 
 
 @pytest.mark.parametrize("where", CUTS)
@@ -235,7 +225,7 @@ def test_a_thumbnails_end_does_not_end_the_image(tmp_path: Path, where: str) -> 
     """The thumbnail's SOS and EOI lie inside its APP1 segment, which the walk skips whole."""
     data = with_exif_thumbnail(JPEG, THUMBNAIL)
     with pytest.raises(UnsupportedImage, match="truncated"):
-        probe(write(tmp_path, cut(data, where) + bytes(64)))  # and zero padding hides nothing
+        probe(write(tmp_path, "original", cut(data, where) + bytes(64)))  # and zero padding hides nothing
 
 
 def test_a_whole_jpeg_or_png_is_known_from_its_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,61 +235,63 @@ def test_a_whole_jpeg_or_png_is_known_from_its_tail(tmp_path: Path, monkeypatch:
         raise AssertionError("walked a whole file")
 
     monkeypatch.setattr(probing, "_next_jpeg_marker", walked)
-    probe(write(tmp_path, originals()["progressive.jpg"]))
-    probe(write(tmp_path, JPEG + bytes(100)))
+    probe(write(tmp_path, "original", originals()["progressive.jpg"]))
+    probe(write(tmp_path, "original", JPEG + bytes(100)))
     reads: list[int] = []
     monkeypatch.setattr(
         probing, "_read_at", lambda fd, at, size: reads.append(size) or os.pread(fd, size, at)
     )
-    probe(write(tmp_path, originals()["still.png"]))
+    probe(write(tmp_path, "original", originals()["still.png"]))
     assert reads == [12]
 
 
 def test_png_bytes_after_iend_are_accepted_a_missing_iend_is_not(tmp_path: Path) -> None:
     png = originals()["still.png"]
-    assert probe(write(tmp_path, png + b"trailing bytes" * 100)).width == 96
+    assert probe(write(tmp_path, "original", png + b"trailing bytes" * 100)).width == 96
     with pytest.raises(UnsupportedImage, match="truncated"):
-        probe(write(tmp_path, png[:-12]))  # every chunk whole, but no IEND
+        probe(write(tmp_path, "original", png[:-12]))  # every chunk whole, but no IEND
 
 
 def test_a_webp_shorter_than_its_riff_size_is_refused(tmp_path: Path) -> None:
     webp = originals()["lossy.webp"]
-    assert probe(write(tmp_path, webp + bytes(10))).width == 96  # more than declared: as libwebp, ignored
+    assert (
+        probe(write(tmp_path, "original", webp + bytes(10))).width == 96
+    )  # more than declared: as libwebp, ignored
     longer = webp[:4] + struct.pack("<I", len(webp) - 8 + 2) + webp[8:]
     with pytest.raises(UnsupportedImage, match="truncated"):
-        probe(write(tmp_path, longer))
+        probe(write(tmp_path, "original", longer))
 
 
 @pytest.mark.skipif("avif" not in FORMATS, reason="this OpenCV build writes no AVIF")
 def test_an_avif_box_past_the_end_is_refused(tmp_path: Path) -> None:
     avif = originals()["still.avif"]
-    assert probe(write(tmp_path, avif + struct.pack(">I4s", 0, b"free") + bytes(9))).width == 96
+    assert probe(write(tmp_path, "original", avif + struct.pack(">I4s", 0, b"free") + bytes(9))).width == 96
     with pytest.raises(UnsupportedImage, match="truncated"):
-        probe(write(tmp_path, avif + struct.pack(">I4s", 40, b"free") + bytes(9)))
+        probe(write(tmp_path, "original", avif + struct.pack(">I4s", 40, b"free") + bytes(9)))
     with pytest.raises(UnsupportedImage, match="truncated"):
-        probe(write(tmp_path, avif + b"\0\0\0"))  # a box header cut short
+        probe(write(tmp_path, "original", avif + b"\0\0\0"))  # a box header cut short
 
 
 def test_a_gif_cut_between_frames_is_refused(tmp_path: Path) -> None:
     gif = originals()["animated.gif"]
     with pytest.raises(UnsupportedImage, match="truncated"):
-        probe(write(tmp_path, gif[:-1]))  # every frame whole, no trailer
-    assert probe(write(tmp_path, gif + b"after the trailer")).frames == 3
+        probe(write(tmp_path, "original", gif[:-1]))  # every frame whole, no trailer
+    assert probe(write(tmp_path, "original", gif + b"after the trailer")).frames == 3
 
 
 def test_a_bmp_without_its_last_rows_is_refused(tmp_path: Path) -> None:
     bmp = encode(photo(30, 20), ".bmp")  # 90 bytes a row, padded to 92
-    assert probe(write(tmp_path, bmp[:-2])).width == 30  # the last row's padding is not needed
+    assert probe(write(tmp_path, "original", bmp[:-2])).width == 30  # the last row's padding is not needed
     with pytest.raises(UnsupportedImage, match="truncated"):
-        probe(write(tmp_path, bmp[:-3]))
+        probe(write(tmp_path, "original", bmp[:-3]))
 
 
 def test_a_tiff_strip_past_the_end_is_refused(tmp_path: Path) -> None:
     tiff = originals()["directory-first.tiff"]
     assert int.from_bytes(tiff[4:8], "little") == 8  # the directory first, the strips after
-    assert probe(write(tmp_path, tiff + bytes(10))).width == 96
+    assert probe(write(tmp_path, "original", tiff + bytes(10))).width == 96
     with pytest.raises(UnsupportedImage, match="truncated"):
-        probe(write(tmp_path, tiff[: len(tiff) - 100]))
+        probe(write(tmp_path, "original", tiff[: len(tiff) - 100]))
 
 
 @pytest.mark.parametrize("path", PNGSUITE, ids=lambda path: path.stem)

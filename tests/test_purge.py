@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import pytest
 from flask.testing import FlaskClient
 
@@ -19,8 +17,8 @@ from proxy.pipeline import Rendered
 from proxy.purge import mount_tag, original_tag, tag_headers, tags_for
 from proxy.settings import Settings, SettingsError, parse_source
 
-from .images import decode, encode, photo, quadrants
-from .upstreams import WebOriginals, web_originals
+from .support.images import decode, encode, photo, quadrants
+from .support.upstreams import WebOriginals
 
 TOKEN = "s3cret-purge-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -160,13 +158,6 @@ def test_other_workers_forget_purged_variants_within_a_second(tmp_path: Path) ->
         time.sleep(0.05)
     one.close()
     two.close()
-
-
-@pytest.fixture
-def upstream() -> Iterator[WebOriginals]:
-    with web_originals() as server:
-        server.files["photo.jpg"] = encode(photo(600, 400), ".jpg", cv2.IMWRITE_JPEG_QUALITY, 90)
-        yield server
 
 
 def test_a_remote_original_is_asked_for_again_at_once(settings: Settings, upstream: WebOriginals) -> None:

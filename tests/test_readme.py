@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .server import REPO, Server, start_gunicorn
+from .support.servers import REPO, Server, start_gunicorn
 
 MARK = "<!-- runnable -->"
 TOKEN = "readme-purge-token-0123456789"
@@ -52,6 +52,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
     server.stop()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("block", BLOCKS)
 def test_each_runnable_block_runs_as_written(served: tuple[Server, Path], tmp_path: Path, block: str) -> None:
     server, cache = served

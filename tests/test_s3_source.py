@@ -12,9 +12,11 @@ import boto3
 import cv2
 import pytest
 
-from .images import decode, encode, photo, quadrants
-from .server import Server, eventually, start_gunicorn
-from .upstreams import S3Server
+from .support.images import decode, encode, photo, quadrants
+from .support.servers import Server, eventually, start_gunicorn
+from .support.upstreams import S3Server
+
+pytestmark = pytest.mark.integration
 
 BUCKET = "shop-images"
 TTL = 1.0
@@ -84,6 +86,7 @@ def test_many_sizes_of_one_original_are_one_get_upstream(
     assert server.request("GET", "/image/here.png?w=20")[0] == 200  # the local mount beside it
 
 
+@pytest.mark.slow
 def test_replaced_then_deleted_objects_are_seen_after_the_ttl(
     origin: Callable[[float], Server], bucket: Any
 ) -> None:
@@ -108,6 +111,7 @@ def test_replaced_then_deleted_objects_are_seen_after_the_ttl(
     assert headers["cache-control"] == "no-store"
 
 
+@pytest.mark.slow
 def test_known_copies_are_served_while_s3_is_down(origin: Callable[[float], Server], s3: S3Server) -> None:
     server = origin(TTL)
     assert server.request("GET", "/image/products/42.jpg?w=70")[0] == 200

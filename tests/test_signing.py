@@ -6,8 +6,6 @@ import base64
 import hashlib
 import hmac
 import os
-import subprocess
-import sys
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -18,8 +16,9 @@ from proxy import create_app
 from proxy.settings import Settings, SettingsError, parse_presets
 from proxy.signing import sign, signature
 
-from .images import decode
-from .server import REPO, start_gunicorn
+from .support.cli import Cli
+from .support.images import decode
+from .support.servers import REPO, start_gunicorn
 
 SECRET, OLD = "correct horse battery staple", "tr0ub4dor&3 of last year"
 
@@ -101,6 +100,7 @@ def test_without_a_secret_sig_is_ignored(client: FlaskClient) -> None:
     assert client.get("/image/photo.jpg?w=30&sig=whatever").status_code == 200
 
 
+@pytest.mark.integration
 def test_percent_encoding_is_signed_as_sent_through_gunicorn(tmp_path: os.PathLike[str]) -> None:
     env = {
         "PROXY_IMAGE_ROOT": str(REPO / "samples"),
@@ -119,32 +119,17 @@ def test_percent_encoding_is_signed_as_sent_through_gunicorn(tmp_path: os.PathLi
         server.stop()
 
 
-def test_cli_sign(settings: Settings) -> None:
-    env = {**os.environ, "PROXY_SECRET": SECRET}
-    result = subprocess.run(
-        [sys.executable, "-m", "proxy", "sign", "/image/photo.jpg?w=300"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def test_cli_sign(settings: Settings, cli: Cli) -> None:
+    result = cli("sign", "/image/photo.jpg?w=300", PROXY_SECRET=SECRET)
+    assert result.returncode == 0, result.stderr
     url = result.stdout.strip()
     assert url == sign(SECRET, "/image/photo.jpg?w=300")
     signed = create_app(replace(settings, secret=SECRET)).test_client()
     assert signed.get(url).status_code == 200
-    unset = subprocess.run(
-        [sys.executable, "-m", "proxy", "sign", "/x"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "PROXY_SECRET"},
-    )
+    unset = cli("sign", "/x")
     assert unset.returncode == 2 and "PROXY_SECRET" in unset.stderr
     for wrong in ("http://img.example.com/image/photo.jpg?w=300", "image/photo.jpg?w=300"):
-        refused = subprocess.run(
-            [sys.executable, "-m", "proxy", "sign", wrong], cwd=REPO, env=env, capture_output=True, text=True
-        )
+        refused = cli("sign", wrong, PROXY_SECRET=SECRET)
         assert refused.returncode == 2 and "/image/" in refused.stderr and refused.stdout == "", wrong
 
 

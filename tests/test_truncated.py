@@ -13,16 +13,10 @@ from proxy import create_app
 from proxy.app import variant_key
 from proxy.settings import Settings, parse_source
 
-from .images import decode, encode, originals, photo, with_exif_thumbnail
-from .upstreams import web_originals
+from .support.images import CUTS, cut, decode, encode, originals, photo, with_exif_thumbnail
+from .support.upstreams import web_originals
 
-CUTS = {"half": 0.5, "nine-tenths": 0.9, "last-byte": -1}
 QUERIES = ["w=40", "w=40&fmt=png"]  # the format named by the header's kind, and rendered straight away
-
-
-def cut(data: bytes, where: str) -> bytes:
-    fraction = CUTS[where]
-    return data[:-1] if fraction < 0 else data[: int(len(data) * fraction)]
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +103,7 @@ def test_a_png_with_bytes_after_iend_is_rendered(workers: tuple[Flask, Flask], r
     assert decode(response.data).shape[:2] == (32, 48)
 
 
+@pytest.mark.integration
 def test_a_remote_original_cut_short_is_refused_as_a_local_one(tmp_path: Path) -> None:
     """An upstream that frames a truncated file honestly (its length, then all of it): the copy is
     a whole download of a cut image, and probed like any local file."""

@@ -8,12 +8,10 @@ original while it keeps failing; a known copy answering at once past its TTL."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -24,20 +22,19 @@ from proxy.purge import original_tag
 from proxy.settings import Settings, parse_source
 from proxy.sources import COPIES
 
-from .images import decode, encode, photo
-from .server import eventually, free_port, start_gunicorn
-from .upstreams import WebOriginals, web_originals
+from .support.images import decode
+from .support.servers import eventually, free_port, start_gunicorn
+from .support.upstreams import WebOriginals
 
 TIMEOUT = 1.0  # PROXY_FETCH_TIMEOUT for these tests
 GRACE = 1.0  # what the documentation allows past it
 
 
 @pytest.fixture
-def upstream() -> Iterator[WebOriginals]:
-    with web_originals() as server:
-        server.files["photo.jpg"] = encode(photo(600, 400), ".jpg", cv2.IMWRITE_JPEG_QUALITY, 90)
-        server.trickle = 2048
-        yield server
+def upstream(upstream: WebOriginals) -> WebOriginals:
+    """conftest.py's, trickling faster than its default."""
+    upstream.trickle = 2048
+    return upstream
 
 
 def mounted(settings: Settings, upstream: WebOriginals, **changes: object) -> FlaskClient:
@@ -107,6 +104,7 @@ def test_other_mounts_answer_while_an_upstream_hangs(settings: Settings, upstrea
     assert other.status_code == 200 and decode(other.data).shape[1] == 30 and other_took < TIMEOUT
 
 
+@pytest.mark.slow
 def test_an_evicted_copy_while_upstream_fails_is_502_not_500(
     settings: Settings, upstream: WebOriginals
 ) -> None:

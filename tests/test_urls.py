@@ -11,7 +11,7 @@ from proxy import create_app
 from proxy.settings import Settings
 from proxy.urls import image_url, img_tag, picture_tag, srcset
 
-from .images import decode
+from .support.images import decode
 
 SECRET = "a-secret-for-signing-urls"
 

@@ -1,6 +1,6 @@
 """deploy/varnish.vcl, run for real: Debian's varnishd (with varnish-modules' xkey) in front of
 a real gunicorn on loopback, the file used as shipped but for its backend address
-(tests/fronts.py, from a scratch directory).
+(tests/support/fronts.py, from a scratch directory).
 
 What holds on every way to the origin (the cache status, CORS, errors never stored, one entry
 per format, purges and versioned URLs, tag headers) is tested through Varnish too, in
@@ -21,10 +21,12 @@ import pytest
 
 from proxy.purge import original_tag
 
-from .browser import ACCEPT
-from .fronts import TOKEN, Way, start
-from .images import decode
-from .server import eventually
+from .support.browser import ACCEPT
+from .support.fronts import TOKEN, Way, start
+from .support.images import decode
+from .support.servers import eventually
+
+pytestmark = pytest.mark.integration
 
 VARIANTS = ["w=100", "w=200", "w=300&fmt=webp", "w=120&h=120&fit=cover&fmt=png", "w=80&fmt=auto"]
 
@@ -137,6 +139,7 @@ def short_lived(tmp_path: Path) -> Iterator[Way]:
     way.stop()
 
 
+@pytest.mark.slow
 def test_expired_copies_are_revalidated_by_etag_and_served_stale_while_the_origin_fails(
     short_lived: Way,
 ) -> None:

@@ -16,7 +16,7 @@ from proxy.keys import kind_key
 from proxy.settings import Settings
 from proxy.sources.files import FileStore
 
-from .images import decode
+from .support.images import decode
 
 
 def assert_json_error(response, status: int) -> dict[str, object]:  # type: ignore[no-untyped-def]

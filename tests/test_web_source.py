@@ -6,11 +6,9 @@ import base64
 import ipaddress
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import pytest
 from flask.testing import FlaskClient
 
@@ -20,17 +18,16 @@ from proxy.settings import Settings, SettingsError, parse_source
 from proxy.signing import sign
 from proxy.sources.guard import checked_address, is_public
 
-from .images import decode, encode, photo, quadrants
-from .server import eventually
-from .upstreams import WebOriginals, web_originals
+from .support.images import decode, encode, quadrants
+from .support.servers import eventually
+from .support.upstreams import WebOriginals
 
 
 @pytest.fixture
-def upstream() -> Iterator[WebOriginals]:
-    with web_originals() as server:
-        server.files["photo.jpg"] = encode(photo(600, 400), ".jpg", cv2.IMWRITE_JPEG_QUALITY, 90)
-        server.files["text.jpg"] = b"not an image at all" * 10
-        yield server
+def upstream(upstream: WebOriginals) -> WebOriginals:
+    """conftest.py's, with a file that is no image."""
+    upstream.files["text.jpg"] = b"not an image at all" * 10
+    return upstream
 
 
 def mounted(settings: Settings, upstream: WebOriginals, **changes: object) -> FlaskClient:

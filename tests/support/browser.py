@@ -15,7 +15,7 @@ needs_browser = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="chromium is not installed (.ci/run does)"
 )
 # axe-core's rules, injected into pages: tests/package.json, installed by make test where npm is
-AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
 needs_axe = pytest.mark.skipif(
     not AXE.exists(), reason="axe-core is not installed (make test does, with npm)"
 )

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from moto.server import ThreadedMotoServer
-
 
 class WebOriginals(ThreadingHTTPServer):
     """Serves ``files`` under /img/ with ETags and 304s, counts GETs per path, and misbehaves
@@ -149,6 +147,8 @@ class S3Server:
     """moto's S3 API as a real HTTP server on loopback, and what it was asked."""
 
     def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer  # a second's import, for the tests that use S3
+
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._log = _RequestLog()
 

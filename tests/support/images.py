@@ -1,4 +1,4 @@
-"""Images the tests encode themselves, and helpers to read responses back."""
+"""Images the tests encode themselves, helpers to read responses back, and to write or cut originals."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import functools
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,6 +23,23 @@ def decode(data: bytes) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     assert image is not None, "response is not a decodable image"
     return image
+
+
+def write(directory: Path, name: str, data: bytes) -> str:
+    """``data`` as the file ``name`` in ``directory``; its path, as the pipeline takes it."""
+    path = directory / name
+    path.write_bytes(data)
+    return str(path)
+
+
+# Where an original is cut short: a fraction of its bytes kept, or -1 for all but the last byte.
+CUTS = {"half": 0.5, "nine-tenths": 0.9, "last-byte": -1}  # names fit in file names and URLs
+
+
+def cut(data: bytes, where: str) -> bytes:
+    """``data`` truncated as ``CUTS[where]`` says: an upload or a copy that stopped early."""
+    fraction = CUTS[where]
+    return data[:-1] if fraction < 0 else data[: int(len(data) * fraction)]
 
 
 def exif_orientation_segment(orientation: int) -> bytes:

@@ -16,7 +16,7 @@ import pytest
 
 from deploy import nginx_local, varnish_local
 
-from .server import REPO, Server, free_port, http_request, start_gunicorn
+from .servers import REPO, Server, free_port, http_request, start_gunicorn
 
 PATHS = ("origin", "nginx", "varnish")
 SAMPLES = ("rocket.jpg", "chelsea.png", "coffee.png")

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def http_request(
@@ -33,13 +33,16 @@ def http_request(
         connection.close()
 
 
-def eventually(attempt: Callable[[], T], done: Callable[[T], bool], within: float = 5.0) -> T:
-    """``attempt()`` again until ``done`` says yes (its answer) or ``within`` seconds pass (its
-    last answer, for the caller's assertion to show): for what happens off the request path."""
+def eventually(
+    attempt: Callable[[], T], done: Callable[[T], bool] = bool, within: float = 5.0, every: float = 0.05
+) -> T:
+    """``attempt()`` every ``every`` seconds until ``done`` says yes (its answer) or ``within``
+    seconds pass (its last answer, for the caller's assertion to show): for what happens off the
+    request path. Without ``done``, until ``attempt()`` is true."""
     deadline = time.monotonic() + within
     answer = attempt()
     while not done(answer) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(every)
         answer = attempt()
     return answer
 
