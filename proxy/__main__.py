@@ -18,24 +18,19 @@ import base64
 import json
 import sys
 from collections.abc import Sequence
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import urllib3
-from werkzeug.datastructures import MultiDict
 
-from .app import declared_kind, variant_key
 from .cache import VariantCache
 from .errors import ProxyError
-from .formats import LEGACY, SOURCE, negotiate, resolve
-from .keys import original_tag, tags_for
-from .limits import Limits
-from .params import ImageParams, check_presets, parse_params
-from .pipeline import Rendered, render
-from .purge import purge
+from .keys import tags_for
+from .origin import ImageRequest, Origin, open_origin
+from .params import check_presets
 from .settings import Settings, SettingsError, unknown_variables
 from .signing import sign
-from .sources import Source, SourceStore, open_copies, open_store
-from .sources.urls import PREFIX, UrlStore
+from .sources import open_copies
+from .sources.urls import PREFIX
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,16 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
             print(json.dumps(stats, indent=2))
         elif args.command == "cache" and args.action == "purge":
-            stores: list[SourceStore] = [open_store(settings, copies)]
-            if copies is not None and settings.url_hosts:
-                stores.append(UrlStore(copies, settings))
+            origin = open_origin(settings, cache, copies)
             for image_id in args.ids:
-                print(f"{image_id}: purged {purge(image_id, cache, stores)} entries")
+                print(f"{image_id}: purged {origin.purge(image_id)} entries")
         elif args.command == "cache":
             removed = f"removed {cache.clear()} entries, and reset the hit, miss and render counts"
             print(removed if copies is None else f"{removed} and {copies.clear()} source copies")
         else:
-            return _warm(settings, cache, open_store(settings, copies), args)
+            return _warm(open_origin(settings, cache, copies), args)
     finally:
         cache.close()
         if copies is not None:
@@ -129,43 +122,24 @@ def _path(image_id: str) -> str:
     return f"/image/{quote(image_id)}"
 
 
-def _warm(settings: Settings, cache: VariantCache, store: SourceStore, args: argparse.Namespace) -> int:
-    """Render each size x format, exactly as ``/image/<id>?w=<size>&fmt=<format>`` would."""
-    image_id = args.id
+def _warm(origin: Origin, args: argparse.Namespace) -> int:
+    """Ask the origin for each size x format, exactly as ``/image/<id>?w=<size>&fmt=<format>``
+    does: the same variant, rendered (in a transform slot of the instance) unless cached."""
     jobs = [(size, fmt) for size in args.sizes for fmt in args.fmt]
     failures = 0
     for done, (size, fmt) in enumerate(jobs, 1):
         try:
-            outcome = _warm_one(settings, store, cache, image_id, MultiDict([("w", size), ("fmt", fmt)]))
+            query = urlencode([("w", size), ("fmt", fmt)])
+            variant = origin.serve(ImageRequest(origin.store, args.id, query)).variant
+            assert variant is not None  # an unconditional request gets the image
+            if not isinstance(variant.body, bytes):
+                variant.body.close()
+            outcome = f"{'cached' if variant.hit else 'rendered'}, {variant.length} bytes"
         except ProxyError as error:
             failures += 1
             outcome = f"error {error.status}: {error.message}"
         _progress(done, len(jobs), f"w={size} {fmt}: {outcome}")
     return 1 if failures else 0
-
-
-def _warm_one(
-    settings: Settings, store: SourceStore, cache: VariantCache, image_id: str, query: MultiDict[str, str]
-) -> str:
-    source = store.resolve(image_id)
-    params = parse_params(query, settings)
-    target = negotiate(params.fmt, "")
-    if target in (SOURCE, LEGACY):  # named as the service names it, so that it is the same variant
-        target = resolve(target, declared_kind(cache, store, source), params.frame)
-    variant = cache.fetch(
-        variant_key(source, params, target, settings.webp_effort),
-        produce=lambda: _render(store, source, params, target, settings),
-        keep=lambda: True,
-        tag=original_tag(source.id),
-    )
-    return f"{'cached' if variant.hit else 'rendered'}, {variant.length} bytes"
-
-
-def _render(
-    store: SourceStore, source: Source, params: ImageParams, target: str, settings: Settings
-) -> Rendered:
-    with store.local(source) as path:
-        return render(path, params, target, Limits.from_settings(settings))
 
 
 def _progress(done: int, total: int, label: str, width: int = 30) -> None:

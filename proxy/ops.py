@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from .formats import FORMATS
 
 if TYPE_CHECKING:
-    from .app import Origin
+    from .origin import Origin
 
 ops = Blueprint("ops", __name__)
 

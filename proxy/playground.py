@@ -24,7 +24,7 @@ from .sources import check_id
 from .urls import image_url, img_tag, picture_tag, srcset, version_token
 
 if TYPE_CHECKING:
-    from .app import Origin
+    from .origin import Origin
 
 playground = Blueprint(
     "playground",

@@ -1,7 +1,13 @@
-"""The ``/image/<id>`` view: the life of a request, top to bottom, HTTP in and out only."""
+"""The ``/image/<id>`` and ``/url/<encoded>`` views: HTTP in and out only.
+
+A view checks the signature, reads what the request asks into an ``ImageRequest`` and hands it to
+the origin (origin.py, where the request's life reads top to bottom); the ``ImageAnswer`` it gets
+back becomes the response, its headers as they were built for the variant (http.py).
+"""
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import TYPE_CHECKING
 
@@ -9,17 +15,17 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from .access import TRANSFORM
 from .errors import BadToken, MissingToken, NotFound
-from .formats import FORMATS, LEGACY, SOURCE, negotiate, resolve
-from .http import Validators, etag_for, image_response, is_not_modified, not_modified_response
+from .http import image_response
 from .keys import original_tag
-from .metrics import CACHE_HITS, CACHE_MISSES
-from .purge import purge
+from .origin import ImageRequest
 from .signing import verify
-from .sources import Source, SourceStore, check_id
+from .sources import SourceStore, check_id
 from .sources.urls import url_id
 
 if TYPE_CHECKING:
-    from .app import Origin
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from .origin import Origin
 
 images = Blueprint("images", __name__)
 purges = Blueprint("purges", __name__)  # registered only when PROXY_PURGE_TOKEN is set
@@ -29,12 +35,13 @@ purges = Blueprint("purges", __name__)  # registered only when PROXY_PURGE_TOKEN
 @images.get("/image/<path:image_id>", provide_automatic_options=False, merge_slashes=False)
 def image(image_id: str) -> Response:
     origin: Origin = current_app.extensions["proxy"]
+    environ = request.environ
     if origin.secrets:  # 0. signed URLs: checked before anything can be learned
-        verify(request.environ, origin.secrets)
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+        verify(environ, origin.secrets)
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
     if "%2f" in raw.partition("?")[0].lower():  # an encoded slash is a 404, like any id of that kind
         raise NotFound()
-    return _serve(origin, origin.store, image_id)
+    return _answer(origin, origin.store, image_id, environ)
 
 
 @images.get("/url/<encoded>", provide_automatic_options=False)
@@ -45,37 +52,25 @@ def url(encoded: str) -> Response:
         raise NotFound()
     if origin.secrets:  # before the URL is even decoded
         verify(request.environ, origin.secrets)
-    return _serve(origin, origin.urls, url_id(encoded))
+    return _answer(origin, origin.urls, url_id(encoded), request.environ)
 
 
-def _serve(origin: Origin, store: SourceStore, image_id: str) -> Response:
-    """The life of an image request, once its signature is checked."""
-    environ = request.environ
-    params = origin.parse(environ.get("QUERY_STRING", ""))  # 1. parse once
-    source = store.resolve(image_id)  # 2. locate; metadata only
-    target = negotiate(params.fmt, environ.get("HTTP_ACCEPT", ""), origin.settings.auto_formats)
-    if target in (SOURCE, LEGACY):  # the original's header names the format: remembered, so a look-up
-        target = resolve(target, origin.kind(store, source), params.frame)  # resolved once, here
-    environ[TRANSFORM] = f"{params.transform}&fmt={target}"  # for the access log
-    key = origin.variant_key(source, params, target)  # 3. key, before any pixel
-    validators = Validators(
-        etag=etag_for(key),
-        last_modified=source.last_modified,
-        cache_control=origin.cache_control,
-        vary_accept=params.fmt == "auto",
-        tags=origin.tag_headers(source.id),
+def _answer(origin: Origin, store: SourceStore, image_id: str, environ: WSGIEnvironment) -> Response:
+    """What the request asks, from its environ, to the origin; its answer, as a response."""
+    answer = origin.serve(
+        ImageRequest(
+            store,
+            image_id,
+            query=environ.get("QUERY_STRING", ""),
+            accept=environ.get("HTTP_ACCEPT", ""),
+            origin=environ.get("HTTP_ORIGIN"),
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+            if_match=environ.get("HTTP_IF_MATCH"),
+            noted=functools.partial(environ.__setitem__, TRANSFORM),  # for the access log
+        )
     )
-    if is_not_modified(environ, validators):  # 4. a stat, usually
-        origin.kind(store, source)  # only an image gets a 304; anything else its 415 (remembered)
-        return not_modified_response(validators)
-    variant = origin.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
-        key,
-        produce=lambda: origin.render(store, source, params, FORMATS[target]),  # the format the key names
-        keep=lambda: _unchanged(store, source),
-        tag=original_tag(source.id),
-    )
-    (CACHE_HITS if variant.hit else CACHE_MISSES).inc()
-    return image_response(variant, validators, environ)  # 6.
+    return image_response(answer.status, answer.headers, answer.variant, environ)
 
 
 @purges.route(
@@ -108,17 +103,8 @@ def _authorize(token: str | None) -> None:
 
 def _purged(origin: Origin, image_id: str) -> Response:
     """The count, and the original's tag in the tag headers, for a front to purge its own copies by."""
-    stores = (origin.store,) if origin.urls is None else (origin.store, origin.urls)
-    removed = purge(image_id, origin.cache, stores)
+    removed = origin.purge(image_id)
     tag = original_tag(image_id)
     response = jsonify({"id": image_id, "tag": tag, "purged": removed})
     response.headers.update({"Cache-Control": "no-store", **origin.tag_headers(image_id, mount=False)})
     return response
-
-
-def _unchanged(store: SourceStore, source: Source) -> bool:
-    """Whether the original is still the version we rendered: a replaced one must not be cached."""
-    try:
-        return store.resolve(source.id).version == source.version
-    except NotFound:
-        return False

@@ -1,0 +1,272 @@
+"""The origin: what serves an image request, for the views and the CLI alike.
+
+``Origin.serve`` is the whole life of a request, one line per step: parse, resolve, the format
+produced, the key and the headers, 304, fetch or render, the answer. It takes an
+``ImageRequest`` (what the view read from HTTP: the query, Accept, Origin, the conditional
+headers) and returns an ``ImageAnswer`` (a status, its ready headers, the variant), which the
+view turns into a response; ``python -m proxy warm`` asks it the same way.
+
+A variant's headers are built once per worker (http.VariantHeaders, remembered here by variant
+and by what of the request changes them), so that a hit and a 304 build none: a hit is look-ups
+of what this worker remembers (the query parsed, fmt=auto's answer for the Accept header, the
+original's kind, the headers), a ``stat`` of the original, a key, and a memory or disk read.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from . import keys
+from . import purge as purging
+from .cache import Variant, VariantCache
+from .errors import NotFound, UnsupportedImage
+from .formats import FORMATS, LEGACY, SOURCE, WEBP_EFFORT, Format, negotiate, resolve
+from .gate import TransformGate, gate_directory
+from .http import Cors, Header, VariantHeaders, cache_control, etag_for
+from .keys import original_tag, tag_headers, tags_for
+from .limits import Limits
+from .metrics import (
+    CACHE_HITS,
+    CACHE_MISSES,
+    IN_FLIGHT,
+    RENDERS,
+    SOURCE_BYTES,
+    SOURCE_PIXELS,
+    TRANSFORM_SECONDS,
+)
+from .params import ImageParams, query_parser
+from .pipeline import Rendered, render_reduced
+from .probe import Kind, probe
+from .settings import Settings
+from .sources import Source, SourceStore, open_store
+from .sources.urls import UrlStore
+
+KINDS = 65536  # original versions whose header kind (probe.Kind) each worker remembers
+HEADERS = 4096  # variants (by kind of request) whose headers each worker keeps built
+ACCEPTS = 256  # Accept headers whose fmt=auto answer each worker remembers
+
+
+class ImageRequest(NamedTuple):  # a tuple: made on every request, and cheaply
+    """What an image request asks, read from HTTP by the view (or made up by the CLI)."""
+
+    store: SourceStore  # the one that resolves ``image_id``: the mounts, or /url/'s
+    image_id: str
+    query: str = ""  # as sent, ``sig`` included (checked before)
+    accept: str = ""
+    origin: str | None = None  # the page's, for CORS
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+    if_match: str | None = None
+    noted: Callable[[str], None] | None = None  # told the transform once known, whatever follows
+
+
+class ImageAnswer(NamedTuple):
+    status: int  # 200, or 304
+    headers: tuple[Header, ...]  # ready, shared: never changed
+    variant: Variant | None  # the image (bytes, or an open file of them); None for a 304
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The per-app services of image requests, kept in ``app.extensions["proxy"]``."""
+
+    settings: Settings
+    store: SourceStore
+    cache: VariantCache
+    urls: UrlStore | None  # /url/, when PROXY_URL_HOSTS allows any host
+    gate: TransformGate
+    parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
+    _kinds: dict[tuple[str, str], Kind | str] = field(default_factory=dict)  # (id, version): kind or refusal
+
+    def serve(self, request: ImageRequest) -> ImageAnswer:
+        """The life of an image request, once its signature is checked."""
+        store = request.store
+        params = self.parse(request.query)  # 1. parse once (remembered per query)
+        source = store.resolve(request.image_id)  # 2. locate: metadata only
+        output = self.output(store, source, params, request.accept)  # the format produced, named once
+        if request.noted is not None:
+            request.noted(f"{params.transform}&fmt={output}")  # for the access log, whatever follows
+        key = self.variant_key(source, params, output)  # 3. the key, before any pixel
+        headers = self.headers(key, source, params.fmt == "auto", request.origin)  # and ETag...: built once
+        if headers.is_not_modified(request.if_none_match, request.if_modified_since, request.if_match):  # 4.
+            self.kind(store, source)  # only an image gets a 304; anything else its 415 (remembered)
+            return ImageAnswer(304, headers.not_modified, None)
+        variant = self.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
+            key,
+            produce=lambda: self.render(store, source, params, FORMATS[output]),  # the format the key names
+            keep=lambda: _unchanged(store, source),
+            tag=original_tag(source.id),
+        )
+        (CACHE_HITS if variant.hit else CACHE_MISSES).inc()
+        return ImageAnswer(200, headers.ok(variant.mime, variant.length, variant.hit), variant)  # 6.
+
+    def output(self, store: SourceStore, source: Source, params: ImageParams, accept: str) -> str:
+        """The name of the format produced: asked for, negotiated from ``accept``, or named by the
+        original's header (a look-up: remembered)."""
+        target = self._auto(accept) if params.fmt == "auto" else negotiate(params.fmt, accept)
+        if target in (SOURCE, LEGACY):
+            return resolve(target, self.kind(store, source), params.frame)
+        return target
+
+    def kind(self, store: SourceStore, source: Source) -> Kind:
+        """What the original's header declares that decides the output format, remembered per
+        original version by this worker (a dict look-up on the hot path; see ``declared_kind``).
+        Raises UnsupportedImage, remembered alike, for what is not an image we decode."""
+        known = self._kinds.get((source.id, source.version))
+        if known is None:
+            try:
+                known = declared_kind(self.cache, store, source)
+            except UnsupportedImage as error:
+                known = error.message
+            if len(self._kinds) >= KINDS:
+                self._kinds.clear()  # a crude bound: refilled from the cache, one look-up each
+            self._kinds[source.id, source.version] = known
+        if isinstance(known, str):
+            raise UnsupportedImage(known)
+        return known
+
+    def variant_key(self, source: Source, params: ImageParams, target: str) -> str:
+        """The cache key of a request's variant, which its ETag derives from."""
+        return variant_key(source, params, target, self.settings.webp_effort)
+
+    def headers(self, key: str, source: Source, vary_accept: bool, origin: str | None) -> VariantHeaders:
+        """The variant's headers for this kind of request, built once by this worker."""
+        return self._built(key, source.id, source.last_modified, vary_accept, self.cors.page(origin))
+
+    def tag_headers(self, image_id: str, mount: bool = True) -> dict[str, str]:
+        """The cache tag headers for an original: its tag, and its mount's unless ``mount`` is off."""
+        names = self.settings.tag_headers
+        if not names:
+            return {}
+        return tag_headers(tags_for(image_id, self._prefixes if mount else ()), names)
+
+    def render(self, store: SourceStore, source: Source, params: ImageParams, output: Format) -> Rendered:
+        """Run the pipeline in a transform slot, under the deadline, through a reduced copy of
+        the original when that pays (pipeline/reduced.py), producing ``output``, the format
+        resolved. The original is local before the slot is taken: a remote one fetched again
+        must not hold a slot while its upstream is slow."""
+        with store.local(source) as path, self.gate.slot(), IN_FLIGHT.track_inprogress():
+            started = time.monotonic()
+            info = probe(path)  # read once: the pipeline plans with it, the histograms count it
+            limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
+            tag = original_tag(source.id)
+            reduced = keys.reduced_key(source.id, source.version)
+            rendered = render_reduced(self.cache, reduced, path, params, output, limits, info, tag)
+            RENDERS.inc()
+            TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
+            SOURCE_BYTES.observe(info.bytes)
+            SOURCE_PIXELS.observe((info.width or 0) * (info.height or 0))
+            return rendered
+
+    def purge(self, image_id: str) -> int:
+        """Drop every variant of one original from this instance, and what every store remembers
+        of it (purge.py); the number of entries removed."""
+        return purging.purge(image_id, self.cache, self.stores)
+
+    @functools.cached_property
+    def stores(self) -> tuple[SourceStore, ...]:
+        """Every store ids resolve in: the mounts, and /url/'s when it is on."""
+        return (self.store,) if self.urls is None else (self.store, self.urls)
+
+    @functools.cached_property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.settings.secret, self.settings.secret_previous) if s)
+
+    @functools.cached_property
+    def cors(self) -> Cors:
+        return Cors(self.settings.cors_origins)
+
+    @functools.cached_property
+    def cache_control(self) -> str:
+        s = self.settings
+        return cache_control(s.max_age, s.stale_while_revalidate, s.stale_if_error)
+
+    @functools.cached_property
+    def _prefixes(self) -> tuple[str, ...]:
+        """The mount prefixes, longest first (settings.mounts sorts them on every call)."""
+        return tuple(mount.prefix for mount in self.settings.mounts)
+
+    @functools.cached_property
+    def _auto(self) -> Callable[[str], str]:
+        """What ``fmt=auto`` gives for an Accept header, remembered: browsers send a few, and
+        parsing one costs a hit ~12 us."""
+        order = self.settings.auto_formats
+        return functools.lru_cache(maxsize=ACCEPTS)(lambda accept: negotiate("auto", accept, order))
+
+    @functools.cached_property
+    def _built(self) -> Callable[[str, str, datetime, bool, str | None], VariantHeaders]:
+        @functools.lru_cache(maxsize=HEADERS)
+        def build(
+            key: str, image_id: str, last_modified: datetime, vary_accept: bool, page: str | None
+        ) -> VariantHeaders:
+            return VariantHeaders(
+                etag_for(key),
+                last_modified,
+                self.cache_control,
+                vary_accept,
+                self.tag_headers(image_id),
+                self.cors.headers(page),
+            )
+
+        return build
+
+
+def open_origin(settings: Settings, cache: VariantCache, copies: VariantCache | None) -> Origin:
+    """The origin of ``settings`` over ``cache``; remote originals keep their copies in ``copies``."""
+    return Origin(
+        settings=settings,
+        store=open_store(settings, copies),
+        cache=cache,
+        urls=UrlStore(copies, settings) if copies is not None and settings.url_hosts else None,
+        gate=TransformGate(
+            gate_directory(settings.cache_dir),
+            settings.max_transforms,
+            settings.transform_queue,
+            settings.transform_wait,
+        ),
+        parse=query_parser(settings),
+    )
+
+
+def variant_key(source: Source, params: ImageParams, target: str, webp_effort: int = WEBP_EFFORT) -> str:
+    """keys.variant_key of a request: ``target`` the format produced (formats.resolve); a WebP
+    effort is named only when it is not the encoder's default, so the default's keys stand."""
+    effort = None if webp_effort == WEBP_EFFORT else webp_effort
+    return keys.variant_key(source.id, source.version, params.transform, target, effort)
+
+
+def declared_kind(cache: VariantCache, store: SourceStore, source: Source) -> Kind:
+    """The original's header kind, shared by the workers through the cache (a worker started
+    later, or recycled, reads no header again, and a remote original's evicted copy is not
+    fetched again for a hit); read from the header the first time. Raises UnsupportedImage.
+
+    Kept as text ("png 0 1", or "!" and the refusal), which a damaged index cannot turn into
+    anything but a string that does not parse, and then the header is read again."""
+    key = keys.kind_key(source.id, source.version)
+    known = cache.get_value(key)
+    if isinstance(known, str) and known.startswith("!"):
+        raise UnsupportedImage(known[1:])
+    fields = known.split(" ") if isinstance(known, str) else []
+    if len(fields) == 3 and fields[1] in ("0", "1") and fields[2] in ("0", "1"):
+        return Kind(fields[0], fields[1] == "1", fields[2] == "1")
+    try:
+        with store.local(source) as path:
+            kind = probe(path).kind
+    except UnsupportedImage as error:
+        cache.set_value(key, "!" + error.message)
+        raise
+    cache.set_value(key, f"{kind.format} {kind.animated:d} {kind.alpha:d}")
+    return kind
+
+
+def _unchanged(store: SourceStore, source: Source) -> bool:
+    """Whether the original is still the version we rendered: a replaced one must not be cached."""
+    try:
+        return store.resolve(source.id).version == source.version
+    except NotFound:
+        return False
