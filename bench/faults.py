@@ -36,6 +36,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -104,6 +105,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="load in hang and trickle")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--json", type=Path, default=Path("bench/out/faults.json"))
+    parser.add_argument(
+        "--generator",
+        choices=("python", "wrk"),
+        default="wrk" if shutil.which("wrk") else "python",
+        help="what drives hang and trickle's 60 clients: wrk (C, one thread: the least CPU taken from "
+        "the workers on a small machine; the default when installed) or this process's threads",
+    )
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(SCENARIOS))
@@ -162,7 +170,7 @@ def web_fault(kind: str, args: argparse.Namespace, scratch: Path, jpeg: bytes) -
                 for _ in range(2):  # rendered, then a hit (of the memory tier too)
                     assert timed_get(server.port, HIT)[0] == 200
                 with HitLoop(server.port, HIT) as hits, HitProbe(server.port, HIT, args.seconds) as probe:
-                    answers, seconds = storm(
+                    answers, seconds = (storm_wrk if args.generator == "wrk" else storm)(
                         server.port,
                         60,
                         args.seconds,
@@ -372,6 +380,64 @@ def storm(port: int, clients: int, seconds: float, path: Callable[[int], str]) -
 
     with ThreadPoolExecutor(clients) as pool:
         answers = [answer for batch in pool.map(lambda _: client(), range(clients)) for answer in batch]
+    return answers, time.monotonic() - started
+
+
+WRK_SCRIPT = """
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+n = -1
+statuses = {}
+request = function()
+  n = n + 1
+  return wrk.format("GET", string.format("@PATH@", n % 16, 20 + math.floor(n / 16)))
+end
+response = function(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+done = function(summary, latency, requests)
+  local parts = {}  -- done runs in wrk's main state: the counts are the thread's
+  for status, count in pairs(threads[1]:get("statuses")) do
+    table.insert(parts, string.format('"%d": %d', status, count))
+  end
+  local quantiles = {}  -- the time distribution, at 0.25%, 0.75%, ... 99.75%
+  for i = 0, 199 do table.insert(quantiles, latency:percentile((i + 0.5) / 2)) end
+  local e = summary.errors
+  io.write(string.format('WRK {"statuses": {%s}, "max_us": %d, "quantiles_us": [%s], "failed": %d}\\n',
+    table.concat(parts, ", "), latency.max, table.concat(quantiles, ", "),
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def storm_wrk(
+    port: int, clients: int, seconds: float, path: Callable[[int], str]
+) -> tuple[list[Answer], float]:
+    """``storm`` driven by wrk: ``clients`` keep-alive connections from one C thread, a new n per
+    request. ``path`` must be ``f"...p{n % 16}.jpg?w={20 + n // 16}"`` (wrk's script builds it).
+    wrk counts statuses and times apart: the answers are its counts per status, their times drawn
+    in order from its distribution (200 quantiles) and the last its slowest, so that the tally's
+    statuses and percentiles hold, though which status took which time is not known."""
+    template = path(0).replace("p0.", "p%d.").replace("w=20", "w=%d")
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(WRK_SCRIPT.replace("@PATH@", template))
+    command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script)]
+    started = time.monotonic()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        out = subprocess.run([*command, url], capture_output=True, text=True, check=True)
+    finally:
+        script.unlink()
+    found = json.loads(next(line[4:] for line in out.stdout.splitlines() if line.startswith("WRK ")))
+    prefix = template.split("p%d")[0]
+    statuses = [0] * found["failed"]
+    for status, count in found["statuses"].items():
+        statuses += [int(status)] * count
+    quantiles = found["quantiles_us"]
+    times = [quantiles[i * len(quantiles) // len(statuses)] / 1e6 for i in range(len(statuses))]
+    if times:
+        times[-1] = found["max_us"] / 1e6
+    answers = [(prefix, status, seconds) for status, seconds in zip(statuses, times, strict=True)]
     return answers, time.monotonic() - started
 
 
