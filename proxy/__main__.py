@@ -2,7 +2,8 @@
 
 python -m proxy cache stats              entries, bytes, hit/miss/render counts
 python -m proxy cache clear              empty the cache
-python -m proxy cache purge <id>...      drop every variant of these originals from this instance
+python -m proxy cache purge <id>...      drop every variant of these originals from this instance,
+                                         and from the shared result tier (PROXY_RESULT_STORE)
                                          (an id, or url:<URL> for an original fetched by /url/)
 python -m proxy purge --instances URL,URL <id>...
                                          PURGE them on every instance (PROXY_PURGE_TOKEN)
@@ -22,7 +23,7 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
-from .cache import VariantCache
+from .cache import HIT, MISS, SHARED, VariantCache
 from .errors import ProxyError
 from .keys import tags_for
 from .origin import ImageRequest, Origin, open_origin
@@ -31,6 +32,8 @@ from .settings import Settings, SettingsError, unknown_variables
 from .signing import sign
 from .sources import open_copies
 from .sources.urls import PREFIX
+
+WORDS = {HIT: "cached", MISS: "rendered", SHARED: "from the shared result tier"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,11 +137,13 @@ def _warm(origin: Origin, args: argparse.Namespace) -> int:
             assert variant is not None  # an unconditional request gets the image
             if not isinstance(variant.body, bytes):
                 variant.body.close()
-            outcome = f"{'cached' if variant.hit else 'rendered'}, {variant.length} bytes"
+            outcome = f"{WORDS[variant.outcome]}, {variant.length} bytes"
         except ProxyError as error:
             failures += 1
             outcome = f"error {error.status}: {error.message}"
         _progress(done, len(jobs), f"w={size} {fmt}: {outcome}")
+    if origin.results is not None:
+        origin.results.flush()  # the renders' writes to the shared tier, before the process ends
     return 1 if failures else 0
 
 

@@ -19,7 +19,6 @@ headers from ``ProxyResponse``, the app's response class, as the server is hande
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from werkzeug.http import http_date, is_resource_modified
 from werkzeug.wsgi import wrap_file
 
 from .cache import Variant
+from .keys import key_hash
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -94,7 +94,7 @@ class Cors:
 
 
 def etag_for(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return key_hash(key)
 
 
 class VariantHeaders:
@@ -131,22 +131,23 @@ class VariantHeaders:
         # strips RFC 2616 "entity headers", Last-Modified among them, which caches holding a copy
         # use to refresh their stored headers.
         self.not_modified: tuple[Header, ...] = _with_cors(validators, cors)
-        self._ok: dict[tuple[str, int, bool], tuple[Header, ...]] = {}
+        self._ok: dict[tuple[str, int, str], tuple[Header, ...]] = {}
 
-    def ok(self, mime: str, length: int, hit: bool) -> tuple[Header, ...]:
-        """A 200's headers for a body of type ``mime`` and ``length`` bytes."""
-        ready = self._ok.get((mime, length, hit))
+    def ok(self, mime: str, length: int, outcome: str) -> tuple[Header, ...]:
+        """A 200's headers for a body of type ``mime`` and ``length`` bytes, which came from
+        ``outcome`` (cache.HIT, MISS or SHARED: the X-Cache header)."""
+        ready = self._ok.get((mime, length, outcome))
         if ready is None:
             body = [
                 ("Content-Type", mime),  # as is: image types take no charset
                 ("Content-Length", str(length)),
-                ("X-Cache", "HIT" if hit else "MISS"),
+                ("X-Cache", outcome),
                 ("X-Content-Type-Options", "nosniff"),
             ]
             ready = _with_cors([*self._validators, *body], self._cors)
             if len(self._ok) >= 8:  # a variant has one body; a re-render may give another length
                 self._ok.clear()
-            self._ok[mime, length, hit] = ready
+            self._ok[mime, length, outcome] = ready
         return ready
 
     def is_not_modified(

@@ -57,6 +57,13 @@ def variant_key(
     return "|".join((PIPELINE_VERSION, image_id, version, transform, output))
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every 200 built, and every read of the result tier
+def key_hash(key: str) -> str:
+    """32 hex digits of a hash of a variant key: its ETag (http.etag_for), and its name in the
+    shared result tier (results/), the same on every instance."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def kind_key(image_id: str, version: str) -> str:
     """The key of an original version's header kind (app.declared_kind)."""
     return KIND_PREFIX + "|".join((PIPELINE_VERSION, image_id, version))

@@ -23,7 +23,19 @@ from prometheus_client import (
 
 REQUESTS = Counter("image_origin_requests_total", "HTTP requests answered, by status", ["status"])
 CACHE = Counter("image_origin_cache_requests_total", "Image requests by cache outcome", ["outcome"])
-CACHE_HITS, CACHE_MISSES = CACHE.labels("hit"), CACHE.labels("miss")  # bound once, not per request
+# Bound once, not per request; "shared": a local miss answered from the result tier (results/).
+CACHE_HITS, CACHE_MISSES, CACHE_SHARED = CACHE.labels("hit"), CACHE.labels("miss"), CACHE.labels("shared")
+RESULT_READS = Counter(
+    "image_origin_result_reads_total",
+    "Looks in the shared result tier: hit, miss, expired, damaged (removed), timeout, error, "
+    "skipped (cooling down after failures)",
+    ["outcome"],
+)
+RESULT_WRITES = Counter(
+    "image_origin_result_writes_total",
+    "Renders written to the shared result tier: stored, error, dropped (too many waiting), skipped",
+    ["outcome"],
+)
 EVICTIONS = Counter("image_origin_cache_evictions_total", "Entries evicted to keep a cache under its bound")
 # Per cache (variants, copies of remote originals); every worker measures the same disk, so the
 # latest measurement of any live worker is the one shown.
@@ -39,6 +51,10 @@ CACHE_DEGRADED = Gauge(
     ["cache"],
     multiprocess_mode="livemostrecent",
 )
+for _outcome in ("hit", "miss", "expired", "damaged", "timeout", "error", "skipped"):
+    RESULT_READS.labels(_outcome)  # at 0 from the start, as REFUSALS below
+for _outcome in ("stored", "error", "dropped", "skipped"):
+    RESULT_WRITES.labels(_outcome)
 PURGES = Counter("image_origin_purges_total", "Originals purged (PURGE requests and the CLI)")
 PURGED = Counter("image_origin_purged_entries_total", "Cache entries removed by purges")
 RENDERS = Counter("image_origin_pipeline_runs_total", "Pipeline runs (decode, transform, encode)")

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from . import keys
 from . import purge as purging
-from .cache import Variant, VariantCache
+from .cache import HIT, MISS, SHARED, Variant, VariantCache
 from .errors import NotFound, UnsupportedImage
 from .formats import FORMATS, LEGACY, SOURCE, WEBP_EFFORT, Format, negotiate, resolve
 from .gate import TransformGate, gate_directory
@@ -33,6 +33,7 @@ from .limits import Limits
 from .metrics import (
     CACHE_HITS,
     CACHE_MISSES,
+    CACHE_SHARED,
     IN_FLIGHT,
     RENDERS,
     SOURCE_BYTES,
@@ -42,6 +43,7 @@ from .metrics import (
 from .params import ImageParams, query_parser
 from .pipeline import Rendered, render_reduced
 from .probe import Kind, probe
+from .results import ResultTier, open_tier
 from .settings import Settings
 from .sources import Source, SourceStore, open_store
 from .sources.urls import UrlStore
@@ -49,6 +51,7 @@ from .sources.urls import UrlStore
 KINDS = 65536  # original versions whose header kind (probe.Kind) each worker remembers
 HEADERS = 4096  # variants (by kind of request) whose headers each worker keeps built
 ACCEPTS = 256  # Accept headers whose fmt=auto answer each worker remembers
+COUNTED = {HIT: CACHE_HITS, MISS: CACHE_MISSES, SHARED: CACHE_SHARED}
 
 
 class ImageRequest(NamedTuple):  # a tuple: made on every request, and cheaply
@@ -81,6 +84,7 @@ class Origin:
     urls: UrlStore | None  # /url/, when PROXY_URL_HOSTS allows any host
     gate: TransformGate
     parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
+    results: ResultTier | None = None  # the shared result tier, when PROXY_RESULT_STORE names one
     _kinds: dict[tuple[str, str], Kind | str] = field(default_factory=dict)  # (id, version): kind or refusal
 
     def serve(self, request: ImageRequest) -> ImageAnswer:
@@ -96,14 +100,15 @@ class Origin:
         if headers.is_not_modified(request.if_none_match, request.if_modified_since, request.if_match):  # 4.
             self.kind(store, source)  # only an image gets a 304; anything else its 415 (remembered)
             return ImageAnswer(304, headers.not_modified, None)
-        variant = self.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers
-            key,
+        variant = self.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers,
+            key,  # unless another instance has (the shared result tier, when there is one)
             produce=lambda: self.render(store, source, params, FORMATS[output]),  # the format the key names
             keep=lambda: _unchanged(store, source),
             tag=original_tag(source.id),
+            second=self.results,
         )
-        (CACHE_HITS if variant.hit else CACHE_MISSES).inc()
-        return ImageAnswer(200, headers.ok(variant.mime, variant.length, variant.hit), variant)  # 6.
+        COUNTED[variant.outcome].inc()
+        return ImageAnswer(200, headers.ok(variant.mime, variant.length, variant.outcome), variant)  # 6.
 
     def output(self, store: SourceStore, source: Source, params: ImageParams, accept: str) -> str:
         """The name of the format produced: asked for, negotiated from ``accept``, or named by the
@@ -164,9 +169,9 @@ class Origin:
             return rendered
 
     def purge(self, image_id: str) -> int:
-        """Drop every variant of one original from this instance, and what every store remembers
-        of it (purge.py); the number of entries removed."""
-        return purging.purge(image_id, self.cache, self.stores)
+        """Drop every variant of one original from this instance and from the shared result
+        tier, and what every store remembers of it (purge.py); the number of entries removed."""
+        return purging.purge(image_id, self.cache, self.stores, self.results)
 
     @functools.cached_property
     def stores(self) -> tuple[SourceStore, ...]:
@@ -230,6 +235,7 @@ def open_origin(settings: Settings, cache: VariantCache, copies: VariantCache | 
             settings.transform_wait,
         ),
         parse=query_parser(settings),
+        results=open_tier(settings.result_store, settings.result_timeout, settings.result_ttl),
     )
 
 

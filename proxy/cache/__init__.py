@@ -39,7 +39,11 @@ from .store import FAILURES, HORIZON, RESERVE, Store, directory_bytes, unsealed
 
 __all__ = [
     "EPOCH_CHECK",
+    "HIT",
     "MEMORY_ENTRY",
+    "MISS",
+    "SHARED",
+    "SecondTier",
     "Rendition",
     "Variant",
     "VariantCache",
@@ -69,14 +73,42 @@ class Rendition(Protocol):
     def format(self) -> _Typed: ...
 
 
+HIT, MISS, SHARED = "HIT", "MISS", "HIT-SHARED"  # where a variant came from, as X-Cache says
+
+
 @dataclass
 class Variant:
-    """A rendered image: its type, its length, and its bytes or an open file of them."""
+    """A rendered image: its type, its length, its bytes or an open file of them, and where it
+    came from: HIT (this cache), SHARED (the second tier, kept here now) or MISS (rendered)."""
 
     mime: str
     length: int
     body: bytes | BinaryIO
-    hit: bool
+    outcome: str
+
+    @property
+    def hit(self) -> bool:
+        """Not rendered for this request."""
+        return self.outcome != MISS
+
+
+class Kept(Protocol):
+    """What a second tier answers: a variant's bytes and type (results.Found is one)."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def mime(self) -> str: ...
+
+
+class SecondTier(Protocol):
+    """Storage behind this cache, looked in on a miss before rendering, and given every render
+    stored here (results.ResultTier, shared by instances). Never raises; ``put`` returns at once."""
+
+    def get(self, key: str, tag: str) -> Kept | None: ...
+
+    def put(self, key: str, tag: str, data: bytes, mime: str) -> None: ...
 
 
 class VariantCache:
@@ -109,13 +141,19 @@ class VariantCache:
     # --- the operations the view uses ---------------------------------------------------
 
     def fetch(
-        self, key: str, produce: Callable[[], Rendition], keep: Callable[[], bool], tag: str | None = None
+        self,
+        key: str,
+        produce: Callable[[], Rendition],
+        keep: Callable[[], bool],
+        tag: str | None = None,
+        second: SecondTier | None = None,
     ) -> Variant:
-        """The cached variant, or one made by ``produce`` once across all workers and stored
-        under ``tag`` (its original's, for purges).
+        """The cached variant, or the ``second`` tier's, or one made by ``produce``: once across
+        all workers, and stored under ``tag`` (its original's, for purges), here and there.
 
         ``keep`` is asked after rendering whether the result may be stored (the original
         may have been replaced meanwhile); errors from ``produce`` propagate and store nothing.
+        What the second tier answers was stored by a render that kept it, so it is kept here.
         """
         variant = self.get(key)
         if variant is not None:
@@ -127,11 +165,18 @@ class VariantCache:
             variant = self.get(key) if stored else None
             if variant is not None:
                 return variant
+            kept = second.get(key, tag) if second is not None and tag is not None else None
+            if kept is not None:
+                self._keep(key, kept.data, kept.mime, tag)
+                return Variant(kept.mime, len(kept.data), kept.data, SHARED)
             rendered = produce()
             self._store.guard(lambda cache: cache.incr(RENDERS), None)
+            mime = rendered.format.mime
             if keep():
-                self.put(key, rendered, tag)
-            return Variant(rendered.format.mime, len(rendered.data), rendered.data, hit=False)
+                self._keep(key, rendered.data, mime, tag)
+                if second is not None and tag is not None:
+                    second.put(key, tag, rendered.data, mime)
+            return Variant(mime, len(rendered.data), rendered.data, MISS)
 
     def get(self, key: str) -> Variant | None:
         hot = self._recall(key)
@@ -154,16 +199,19 @@ class VariantCache:
         if not isinstance(body, bytes):
             length = os.fstat(body.fileno()).st_size
             if not self._hot.fits(length):
-                return Variant(mime, length, body, hit=True)
+                return Variant(mime, length, body, HIT)
             with body:
                 body = body.read()
         if expires is not None:
             self._hot.put(key, mime, body, expires)
-        return Variant(mime, len(body), body, hit=True)
+        return Variant(mime, len(body), body, HIT)
 
     def put(self, key: str, rendered: Rendition, tag: str | None = None) -> None:
-        if self._store.store(key, rendered.data, tag):
-            self._hot.put(key, rendered.format.mime, rendered.data, time.time() + HORIZON)
+        self._keep(key, rendered.data, rendered.format.mime, tag)
+
+    def _keep(self, key: str, data: bytes, mime: str, tag: str | None) -> None:
+        if self._store.store(key, data, tag):
+            self._hot.put(key, mime, data, time.time() + HORIZON)
 
     def lock(self, key: str, timeout: float | None = None) -> AbstractContextManager[bool]:
         """Hold ``key``'s lock across workers (locks.py); yields True if another worker held it
@@ -219,7 +267,7 @@ class VariantCache:
                 return None
             self._hot.touched(key, time.time() + HORIZON)
         self._counters.count(HITS)
-        return Variant(hot.mime, len(hot.body), hot.body, hit=True)
+        return Variant(hot.mime, len(hot.body), hot.body, HIT)
 
     def _touch(self, key: str) -> bool:
         """Refresh the entry's place in eviction order; False if it is no longer on disk."""

@@ -42,6 +42,7 @@ from .parsers import (
     parse_origins,
     parse_path,
     parse_presets,
+    parse_result_store,
     parse_seconds,
     parse_size,
     parse_source,
@@ -150,6 +151,33 @@ class Settings:
         doc="""Memory each worker keeps for hot variants of up to 256 KB, on top of the disk cache; `0`
         turns it off. Budget workers x this (4 x 32 MiB by default on 2 cores: two workers per
         core).""",
+    )
+    result_store: str = setting(
+        "",
+        parse=parse_result_store,
+        group="cache",
+        example="s3://renders/origin/",
+        doc="""A result tier shared by instances: `s3://bucket/prefix/` (boto3, with the same credentials
+        and `AWS_ENDPOINT_URL` as S3 sources) or `file:///path/` (a filesystem every instance mounts).
+        A local miss looks there before rendering, and every render is written there off the request
+        path, so that a new or emptied instance renders nothing another has
+        ([the shared result tier](caching.md#the-shared-result-tier)). Empty: none.""",
+    )
+    result_timeout: float = setting(
+        1.0,
+        parse=parse_seconds,
+        group="cache",
+        bound=POSITIVE_SECONDS,
+        doc="""Seconds a look in the result tier may take; past it, or on any failure of the tier, the
+        request renders. After 3 failures in a row a worker leaves the tier alone for 30 s.""",
+    )
+    result_ttl: float = setting(
+        0.0,
+        parse=parse_seconds,
+        group="cache",
+        bound=SECONDS,
+        doc="""Seconds a render in the result tier is good for, checked on read; `0`: until the
+        bucket's lifecycle rule removes it.""",
     )
     max_age: int = setting(
         86400,

@@ -109,6 +109,19 @@ def parse_hosts(name: str, raw: str) -> tuple[str, ...]:
     return hosts
 
 
+def parse_result_store(name: str, raw: str) -> str:
+    """``s3://bucket/prefix/`` or ``file:///absolute/path/``, ending with ``/``; empty: none."""
+    raw = raw.strip()
+    if not raw:
+        return ""
+    scheme, separator, rest = raw.partition("://")
+    if scheme == "s3" and separator and rest and not rest.startswith("/"):
+        return raw if raw.endswith("/") or "/" not in rest else raw + "/"
+    if scheme == "file" and separator and rest.startswith("/") and ".." not in rest.split("/"):
+        return raw if raw.endswith("/") else raw + "/"
+    raise SettingsError(f"{name}: {raw!r}: expected s3://bucket/prefix/ or file:///absolute/path/")
+
+
 def parse_source(name: str, raw: str) -> tuple[Mount, ...]:
     """``s3://bucket/prefix`` or ``products/=s3://b/p/,legacy/=https://host/img/,=file:///srv``."""
     mounts: list[Mount] = []
