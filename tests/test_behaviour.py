@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import pytest
 
+from proxy import create_app
 from proxy.purge import original_tag
+from proxy.settings import Settings
 from proxy.urls import image_url, version_token
 
 from .support.browser import ACCEPT
@@ -45,7 +49,11 @@ def upstream() -> Iterator[WebOriginals]:
 
 @pytest.fixture(scope="module", params=PATHS)
 def way(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Way]:
-    way = start(request.param, tmp_path_factory.mktemp(request.param), ENV, validity=VALIDITY)
+    """The origin with a shared result tier (a directory), as every instance of a fleet has."""
+    base = tmp_path_factory.mktemp(request.param)
+    tier = base / "tier"
+    way = start(request.param, base, {**ENV, "PROXY_RESULT_STORE": tier.as_uri() + "/"}, validity=VALIDITY)
+    way.extra["tier"] = tier
     yield way
     way.stop()
 
@@ -151,6 +159,43 @@ def test_a_purge_and_a_versioned_url(way: Way) -> None:
         time.sleep(VALIDITY + 1.1)
         again = way.request(plain)[2]
     assert tuple(decode(again)[2, 2]) == (0, 0, 255)
+
+
+def test_another_instances_render_is_served_from_the_shared_tier_and_purged_from_it(
+    way: Way, tmp_path: Path
+) -> None:
+    """A variant another instance rendered (an app in this process, over the same originals and
+    tier, with a disk of its own) is answered with its bytes and ETag, rendering nothing; a PURGE
+    through the front removes the original's objects from the tier."""
+    tier: Path = way.extra["tier"]  # type: ignore[assignment]
+    other = create_app(
+        Settings(image_root=way.images, cache_dir=tmp_path / "other", result_store=tier.as_uri() + "/")
+    )
+    url = "/image/chelsea.png?w=130&fmt=webp"
+    with other.test_client() as client:
+        rendered = client.get(url)
+    results = other.extensions["proxy"].results
+    assert rendered.headers["X-Cache"] == "MISS" and results.flush(10)
+
+    before = _metric(way, 'image_origin_cache_requests_total{outcome="shared"}')
+    status, headers, body = way.request(url)
+    assert status == 200 and body == rendered.data and headers["etag"] == rendered.headers["ETag"]
+    assert decode(body).shape[1] == 130
+    assert _metric(way, 'image_origin_cache_requests_total{outcome="shared"}') == before + 1  # not rendered
+    seen_by_origin = {"origin": "x-cache", "varnish": "x-origin-cache"}.get(way.name)
+    if seen_by_origin is not None:  # nginx hides the origin's X-Cache behind its own
+        assert headers[seen_by_origin] == "HIT-SHARED"
+
+    status, _, body = way.request("/image/chelsea.png", method="PURGE", Authorization=f"Bearer {TOKEN}")
+    assert status == 200 and json.loads(body)["purged"] >= 2  # the tier's object and the local one
+    assert not (tier / original_tag("chelsea.png")).exists()
+
+
+def _metric(way: Way, sample: str) -> float:
+    """A sample of the origin's /metrics, asked of gunicorn itself (fronts do not pass /metrics on)."""
+    text = way.request("/metrics", port=way.origin.port)[2].decode()
+    found = re.search(rf"^{re.escape(sample)} (\S+)$", text, flags=re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 @pytest.fixture(scope="module", params=PATHS)
