@@ -74,11 +74,31 @@ def test_parse_size(raw: str, expected: int) -> None:
         ("PROXY_MAX_DIMENSION", "0"),
         ("PROXY_MAX_DIMENSION", "100000"),
         ("PROXY_IMAGE_ROOT", "/nonexistent/dir"),
+        ("PROXY_RESULT_STORE", "https://renders.example/"),
+        ("PROXY_RESULT_STORE", "file://relative/path/"),
+        ("PROXY_RESULT_STORE", "file:///srv/../etc/"),
+        ("PROXY_RESULT_STORE", "s3:///no-bucket"),
+        ("PROXY_RESULT_TIMEOUT", "0"),
+        ("PROXY_RESULT_TTL", "-1"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        ("", ""),
+        ("s3://renders", "s3://renders"),
+        ("s3://renders/origin", "s3://renders/origin/"),
+        ("s3://renders/origin/", "s3://renders/origin/"),
+        ("file:///mnt/renders", "file:///mnt/renders/"),
+    ],
+)
+def test_the_result_store_is_a_bucket_prefix_or_a_directory(raw: str, parsed: str) -> None:
+    assert Settings.from_env({"PROXY_RESULT_STORE": raw}).result_store == parsed
 
 
 def test_settings_are_frozen() -> None:
