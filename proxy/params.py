@@ -29,6 +29,12 @@ KNOWN = (
     "fp",
     "rect",
     "enlarge",
+    "trim",
+    "rot",
+    "flip",
+    "blur",
+    "sharpen",
+    "pixelate",
     "dpr",
     "fmt",
     "q",
@@ -44,6 +50,12 @@ GRAVITIES = (*COMPASS, "entropy", "attention")
 PLACEMENT = ("gravity", "fp")  # either one says where the window goes: an explicit one replaces a preset's
 DEFAULT_QUALITY = 82
 WHITE = (255, 255, 255, 255)
+ROTATIONS = ("0", "90", "180", "270")  # clockwise
+FLIPS = ("h", "v", "hv")  # h: left and right swap (a mirror); v: top and bottom
+BLUR = (Decimal("0.3"), Decimal(100))  # sigma, in output pixels
+SHARPEN = (Decimal("0.3"), Decimal(10))
+PIXELATE = (2, 100)  # block side, in output pixels
+TRIM = (1, 100)  # the most a border's pixels may differ from the top-left one, per channel (0..255)
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "٣", " 3" or "3_0"
 _HUGE = 10**9
@@ -51,6 +63,7 @@ _DPR = re.compile(r"[0-9](?:\.[0-9]{1,2}0*)?")  # trailing zeros change nothing
 _FRACTION = re.compile(r"0(?:\.[0-9]{1,4})?|1(?:\.0{1,4})?|\.[0-9]{1,4}")
 _HEX = re.compile(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}")
 _VERSION = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SIGMA = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,2})?")
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,22 @@ class ImageParams:
     focal: tuple[Decimal, Decimal] | None = None  # fp=x,y, fractions of the oriented original
     rect: tuple[int, int, int, int] | None = None  # x, y, w, h of the oriented original, cut first
     enlarge: bool = False  # enlarge=1: w and h may exceed the original (never, by default)
+    trim: int | None = None  # trim=T: cut a uniform border (within T of the top-left pixel) first
+    rotate: int = 0  # rot=: degrees clockwise, after EXIF orientation (0, 90, 180, 270)
+    flip: str = ""  # flip=h|v|hv, after the rotation
+    blur: Decimal | None = None  # blur=sigma: a Gaussian blur of the result
+    sharpen: Decimal | None = None  # sharpen=sigma: an unsharp mask of the result
+    pixelate: int | None = None  # pixelate=N: the result in N x N blocks
+
+    @property
+    def turns(self) -> bool:
+        """Whether rot or flip changes the picture's frame (pipeline/geometry.turned)."""
+        return bool(self.rotate or self.flip)
+
+    @property
+    def effects(self) -> bool:
+        """Whether an effect runs on the result (pipeline/steps.effects)."""
+        return self.blur is not None or self.sharpen is not None or self.pixelate is not None
 
     def canonical(self) -> str:
         """A stable text form: equal for equivalent requests, different otherwise."""
@@ -84,9 +113,21 @@ class ImageParams:
         focal = "" if self.focal is None else f"&fp={self.focal[0]},{self.focal[1]}"
         rect = "" if self.rect is None else "&rect=" + ",".join(map(str, self.rect))
         enlarge = "&enlarge=1" if self.enlarge else ""
+        edits = "".join(  # in the order they apply, each only when asked for
+            f"&{name}={value}"
+            for name, value in (
+                ("trim", self.trim),
+                ("rot", self.rotate or None),
+                ("flip", self.flip or None),
+                ("blur", self.blur),
+                ("sharpen", self.sharpen),
+                ("pixelate", self.pixelate),
+            )
+            if value is not None
+        )
         return (
             f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}"
-            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}{gravity}{focal}{rect}{enlarge}"
+            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}{gravity}{focal}{rect}{enlarge}{edits}"
         )
 
 
@@ -131,6 +172,12 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
         focal=_focal("fp", raw["fp"]) if "fp" in raw else None,
         rect=_rect("rect", raw["rect"]) if "rect" in raw else None,
         enlarge=_flag("enlarge", raw.get("enlarge", "0")),
+        trim=_bounded("trim", raw["trim"], *TRIM) if "trim" in raw else None,
+        rotate=int(_choice("rot", raw.get("rot", "0"), ROTATIONS)),
+        flip=_choice("flip", raw["flip"], FLIPS) if "flip" in raw else "",
+        blur=_sigma("blur", raw["blur"], *BLUR) if "blur" in raw else None,
+        sharpen=_sigma("sharpen", raw["sharpen"], *SHARPEN) if "sharpen" in raw else None,
+        pixelate=_bounded("pixelate", raw["pixelate"], *PIXELATE) if "pixelate" in raw else None,
     )
     if "fp" in raw and "gravity" in raw:
         raise InvalidParameter("fp", "a focal point is a gravity of its own: give fp or gravity, not both")
@@ -247,6 +294,23 @@ def _version(name: str, raw: str) -> str:
     if not _VERSION.fullmatch(raw):
         raise InvalidParameter(name, f"expected 1..64 letters, digits, '.', '_' or '-', got {raw!r}")
     return raw
+
+
+def _bounded(name: str, raw: str, low: int, high: int) -> int:
+    value = _integer(raw)
+    if value is None or not low <= value <= high:
+        raise InvalidParameter(name, f"expected an integer within {low}..{high}, got {raw!r}")
+    return value
+
+
+def _sigma(name: str, raw: str, low: Decimal, high: Decimal) -> Decimal:
+    """A radius in output pixels, up to two decimals, normalised (``1.50`` is ``1.5``)."""
+    value = Decimal(raw).normalize() if _SIGMA.fullmatch(raw) else None
+    if value is None or not low <= value <= high:
+        raise InvalidParameter(
+            name, f"expected a number within {low}..{high} with up to two decimals, got {raw!r}"
+        )
+    return value if value != value.to_integral_value() else value.quantize(Decimal(1))
 
 
 def _flag(name: str, raw: str) -> bool:

@@ -21,7 +21,7 @@ name (formats.SOURCE, LEGACY or a format's), resolved here from the header.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..formats import FORMATS, Format, resolve
 from ..keys import PIPELINE_VERSION as PIPELINE_VERSION  # re-exported: bump it in keys.py
@@ -32,8 +32,9 @@ from .animation import animate, animates, decode_frame
 from .checks import DEFAULT_LIMITS, check_output, check_source
 from .decode import DECODERS, Decoded, Decoder, decode
 from .decode import _inflates_faster as _inflates_faster  # tests/test_pipeline.py asks it
+from .edits import trimmed
 from .encode import ENCODERS, Encoder, encode
-from .geometry import Geometry, Plan, orient_size, oriented_size, plan_geometry, shrink_factor
+from .geometry import Geometry, Plan, orient_size, oriented_size, plan_geometry, shrink_factor, turned
 from .pixels import Image, has_alpha, swap_red_blue, to_8bit_array
 from .reduced import BlobStore, Intermediate, kept_copy
 from .steps import STEPS, smart_crop, upright
@@ -90,9 +91,13 @@ def render(
     """
     info = info or probe(path)
     check_source(info, limits)  # before a single pixel is allocated
+    if params.turns:  # rot= and flip= join the EXIF orientation: one turn, planned in the viewer's frame
+        info = replace(info, orientation=turned(info.orientation, params))
     output = _chosen(output, info, params)
     if animates(info, params, output):
         return Rendered(animate(path, info, params, output, limits), output)
+    if params.trim is not None:  # the border is found in the pixels: the whole original first
+        return _trimmed(path, info, params, output, limits)
     declared = oriented_size(info)
     reduction = 1
     if declared:
@@ -120,9 +125,12 @@ def render_reduced(
     ``key``, or now worth keeping (under ``tag``), and the result fits within it."""
     info = info or probe(path)  # read once, passed on
     output = _chosen(output, info, params)
-    copy = kept_copy(store, key, path, limits, info, tag)
-    if copy is not None and copy.serves(params):
-        return finish(copy.image, copy.source_size, 1, params, output, limits)
+    copy = kept_copy(store, key, path, limits, info, tag) if params.trim is None else None
+    if copy is not None:
+        orientation = turned(1, params)  # the copy is upright: only rot= and flip= turn it
+        size = copy.source_size[::-1] if orientation >= 5 else copy.source_size
+        if copy.serves(params, size):
+            return finish(copy.image, size, orientation, params, output, limits)
     return render(path, params, output, limits, info)
 
 
@@ -141,20 +149,29 @@ def finish(
     ``image`` is the decoded original, possibly shrunk on decode, or a reduced copy of it
     (reduced.py): the plan, and so the result's size, depends only on the original.
     """
-    plan = Plan(
-        geometry=plan_geometry(*source_size, params),
-        orientation=orientation,
-        output=output,
-        background=params.background,
-        profile=profile,
-        source=source_size,
-        rgb=rgb,
+    plan = Plan.of(
+        plan_geometry(*source_size, params), orientation, output, params, profile, source_size, rgb
     )
     check_output(plan.geometry, limits, params=params)
     for step in STEPS:
         image = step(image, plan)
         limits.check_deadline()
     return Rendered(encode(image, plan.output, params.quality, limits.webp_effort), plan.output)
+
+
+def _trimmed(path: str, info: SourceInfo, params: ImageParams, output: Format, limits: Limits) -> Rendered:
+    """``trim``: the original decoded whole (its border cannot be found in a shrunk one), the
+    border cut as a ``rect`` would be (within the one asked for), then planned as usual."""
+    declared = oriented_size(info)
+    if declared:
+        check_output(plan_geometry(*declared, params), limits, params=params)  # the most it can be
+    image, rgb = decode(path, info, 1) if not params.frame else decode_frame(path, info, params.frame)
+    limits.check_deadline()
+    source_size = orient_size(image.shape[1], image.shape[0], info)
+    plan_geometry(*source_size, params)  # a rect outside the image is refused before the search
+    bounds = trimmed(image, info.orientation, source_size, params.rect, params.trim or 0)
+    params = replace(params, trim=None, rect=bounds or params.rect)
+    return finish(image, source_size, info.orientation, params, output, limits, info.profile, rgb)
 
 
 def _chosen(output: Format | str, info: SourceInfo, params: ImageParams) -> Format:

@@ -7,6 +7,7 @@ frame N (``?frame=N``) composed as a viewer shows it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import cv2
@@ -19,6 +20,7 @@ from ..params import ImageParams
 from ..probe import SourceInfo
 from .checks import check_output
 from .decode import Decoded, read_original
+from .edits import trimmed
 from .encode import ENCODERS, encode_animation
 from .geometry import Plan, oriented_size, plan_geometry
 from .pixels import Image, has_alpha, with_channels
@@ -37,7 +39,7 @@ def animate(path: str, info: SourceInfo, params: ImageParams, output: Format, li
     if declared is None:
         raise UnsupportedImage(f"the {info.format.upper()} animation declares no size")
     geometry = plan_geometry(*declared, params)
-    plan = Plan(geometry, info.orientation, output, params.background, info.profile, declared)
+    plan = Plan.of(geometry, info.orientation, output, params, info.profile, declared)
     check_output(plan.geometry, limits, info.frames, params)
     data = np.frombuffer(read_original(path), np.uint8)
     try:
@@ -48,6 +50,11 @@ def animate(path: str, info: SourceInfo, params: ImageParams, output: Format, li
         raise UnsupportedImage(f"could not decode the {info.format.upper()} animation")
     if len(animation.frames) > limits.max_animation_frames:  # the header said fewer
         raise SourceTooLarge(f"the original has over {limits.max_animation_frames} frames")
+    if params.trim is not None:  # one border for every frame: what none of them needs
+        plan = replace(
+            plan, geometry=plan_geometry(*declared, _trim_all(animation.frames, info, declared, params))
+        )
+        geometry = plan.geometry
     if geometry.smart:  # one window for every frame, found in the first, so the subject holds still
         first = orient(resize(cut(animation.frames[0], plan), plan), plan)
         plan = replace(plan, geometry=replace(geometry, crop=smart_crop(first, geometry), smart=None))
@@ -64,6 +71,19 @@ def animate(path: str, info: SourceInfo, params: ImageParams, output: Format, li
     plays = info.plays if info.plays is not None else animation.loop_count  # OpenCV reads no AVIF's
     result.loop_count = plays
     return encode_animation(result, output, params.quality, plays)
+
+
+def _trim_all(
+    frames: Sequence[Image], info: SourceInfo, size: tuple[int, int], params: ImageParams
+) -> ImageParams:
+    """``params`` with ``trim`` made a ``rect``: the union of what each frame keeps."""
+    found = [trimmed(frame, info.orientation, size, params.rect, params.trim or 0) for frame in frames]
+    kept = [bounds for bounds in found if bounds is not None]
+    if not kept:
+        return replace(params, trim=None)
+    left, top = min(b[0] for b in kept), min(b[1] for b in kept)
+    right, bottom = max(b[0] + b[2] for b in kept), max(b[1] + b[3] for b in kept)
+    return replace(params, trim=None, rect=(left, top, right - left, bottom - top))
 
 
 def decode_frame(path: str, info: SourceInfo, frame: int) -> Decoded:

@@ -7,8 +7,10 @@ header declares, so the limits on the result are checked (checks.py) before any 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from .. import libwebp
 from ..errors import InvalidParameter
@@ -42,6 +44,34 @@ class Plan:
     profile: bytes | None = None  # the original's ICC profile, when its pixels are not yet sRGB
     source: tuple[int, int] = (0, 0)  # the original's oriented (width, height), which ``region`` is in
     rgb: bool = False  # the decoded channels are in RGB(A) order, until the ``bgr`` step
+    blur: float | None = None  # sigma, output pixels (edits.py)
+    sharpen: float | None = None  # sigma, output pixels
+    pixelate: int | None = None  # block side, output pixels
+
+    @classmethod
+    def of(
+        cls,
+        geometry: Geometry,
+        orientation: int,
+        output: Format,
+        params: ImageParams,
+        profile: bytes | None,
+        source: tuple[int, int],
+        rgb: bool = False,
+    ) -> Plan:
+        """The plan of ``params`` once the geometry is known."""
+        return cls(
+            geometry,
+            orientation,
+            output,
+            params.background,
+            profile,
+            source,
+            rgb,
+            blur=None if params.blur is None else float(params.blur),
+            sharpen=None if params.sharpen is None else float(params.sharpen),
+            pixelate=params.pixelate,
+        )
 
 
 def plan_geometry(width: int, height: int, params: ImageParams) -> Geometry:
@@ -122,6 +152,52 @@ def oriented_size(info: SourceInfo) -> tuple[int, int] | None:
 
 def orient_size(width: int, height: int, info: SourceInfo) -> tuple[int, int]:
     return (height, width) if info.transposed else (width, height)
+
+
+# How each EXIF orientation turns the stored pixels into the viewed ones (steps._ORIENT does the
+# same with OpenCV), and what rot= and flip= then do, as NumPy views of a small array: the table
+# TURNED is found by trying every combination once, at import.
+_VIEWS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    1: lambda a: a,
+    2: np.fliplr,
+    3: lambda a: np.rot90(a, 2),
+    4: np.flipud,
+    5: np.transpose,
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(np.transpose(a), 2),
+    8: lambda a: np.rot90(a, 1),
+}
+_FLIPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "": lambda a: a,
+    "h": np.fliplr,
+    "v": np.flipud,
+    "hv": lambda a: np.rot90(a, 2),
+}
+
+
+def _turned_table() -> dict[tuple[int, int, str], int]:
+    probe = np.arange(6).reshape(2, 3)
+    table = {}
+    for orientation, view in _VIEWS.items():
+        for rotate in (0, 90, 180, 270):
+            for flip, mirror in _FLIPS.items():
+                seen = mirror(np.rot90(view(probe), -rotate // 90))
+                table[orientation, rotate, flip] = next(
+                    o
+                    for o, other in _VIEWS.items()
+                    if other(probe).shape == seen.shape and (other(probe) == seen).all()
+                )
+    return table
+
+
+TURNED = _turned_table()
+
+
+def turned(orientation: int, params: ImageParams) -> int:
+    """The one orientation (1..8) that shows the stored pixels as EXIF ``orientation`` does, then
+    turned by ``rot`` (clockwise) and ``flip``: the steps then apply it in one move, and the
+    geometry, ``rect`` and ``fp`` included, is planned in the frame the viewer sees."""
+    return TURNED[orientation, params.rotate, params.flip]
 
 
 def stored_rect(

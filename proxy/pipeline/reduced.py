@@ -52,11 +52,12 @@ class Intermediate:
     image: Image  # upright, 8-bit, 1, 3 or 4 channels
     source_size: tuple[int, int]  # the original's upright (width, height)
 
-    def serves(self, params: ImageParams) -> bool:
+    def serves(self, params: ImageParams, size: tuple[int, int] | None = None) -> bool:
         """Whether the result is no larger than the copy (or its part that ``rect`` cuts), so the copy
-        loses it nothing."""
-        geometry = plan_geometry(*self.source_size, params)
-        width, height = geometry.region[2:] if geometry.region else self.source_size
+        loses it nothing. ``size`` is the original's as the result is planned, when rot= turns it."""
+        size = size or self.source_size
+        geometry = plan_geometry(*size, params)
+        width, height = geometry.region[2:] if geometry.region else size
         scale = self.image.shape[1] / self.source_size[0]
         return bool(geometry.size[0] <= int(width * scale) and geometry.size[1] <= int(height * scale))
 

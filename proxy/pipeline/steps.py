@@ -2,7 +2,8 @@
 
 Resizing comes before rotation, so the rotation is applied to the small image rather than the large
 one: until ``orient``, the image is in the stored frame, and the steps before it map the plan (made
-in the oriented frame) to it. A new edit is a new step, and a place in ``STEPS``.
+in the oriented frame) to it. ``rot=`` and ``flip=`` are part of that one orientation
+(geometry.turned). A new edit is a new step, and a place in ``STEPS``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..color import to_srgb
 from ..gravity import window
+from .edits import blurred, pixelated, sharpened
 from .geometry import RGBA, Geometry, Plan, stored_rect
 from .pixels import Image, swap_red_blue, to_8bit_array, with_channels
 
@@ -96,6 +98,17 @@ def to_8bit(image: Image, plan: Plan) -> Image:
     return to_8bit_array(image)
 
 
+def effects(image: Image, plan: Plan) -> Image:
+    """``blur``, ``sharpen``, ``pixelate``, in that order, on the 8-bit result (edits.py)."""
+    if plan.blur is not None:
+        image = blurred(image, plan.blur)
+    if plan.sharpen is not None:
+        image = sharpened(image, plan.sharpen)
+    if plan.pixelate is not None:
+        image = pixelated(image, plan.pixelate)
+    return image
+
+
 def flatten(image: Image, plan: Plan) -> Image:
     """Composite alpha onto the background when the output format cannot carry it."""
     if plan.output.alpha or image.ndim != 3 or image.shape[2] != 4:
@@ -141,6 +154,7 @@ STEPS: tuple[Callable[[Image, Plan], Image], ...] = (
     crop,
     colour,
     to_8bit,
+    effects,
     flatten,
     pad,
 )
