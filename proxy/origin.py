@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -24,7 +25,7 @@ from typing import NamedTuple
 from . import keys
 from . import purge as purging
 from .cache import HIT, MISS, SHARED, Variant, VariantCache
-from .errors import NotFound, UnsupportedImage
+from .errors import InvalidParameter, NotFound, UnsupportedImage
 from .formats import FORMATS, LEGACY, SOURCE, WEBP_EFFORT, Format, negotiate, resolve
 from .gate import TransformGate, gate_directory
 from .http import Cors, Header, VariantHeaders, cache_control, etag_for
@@ -41,7 +42,7 @@ from .metrics import (
     TRANSFORM_SECONDS,
 )
 from .params import ImageParams, query_parser
-from .pipeline import Rendered, render_reduced
+from .pipeline import Image, Rendered, load_mark, render_reduced, text_mark
 from .probe import Kind, probe
 from .results import ResultTier, open_tier
 from .settings import Settings
@@ -51,6 +52,7 @@ from .sources.urls import UrlStore
 KINDS = 65536  # original versions whose header kind (probe.Kind) each worker remembers
 HEADERS = 4096  # variants (by kind of request) whose headers each worker keeps built
 ACCEPTS = 256  # Accept headers whose fmt=auto answer each worker remembers
+MARKS = 16  # watermark originals whose decoded pixels each worker keeps
 COUNTED = {HIT: CACHE_HITS, MISS: CACHE_MISSES, SHARED: CACHE_SHARED}
 
 
@@ -86,24 +88,26 @@ class Origin:
     parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
     results: ResultTier | None = None  # the shared result tier, when PROXY_RESULT_STORE names one
     _kinds: dict[tuple[str, str], Kind | str] = field(default_factory=dict)  # (id, version): kind or refusal
+    _marks: dict[tuple[str, str], Image] = field(default_factory=dict)  # (id, version): a mark's pixels
 
     def serve(self, request: ImageRequest) -> ImageAnswer:
         """The life of an image request, once its signature is checked."""
         store = request.store
         params = self.parse(request.query)  # 1. parse once (remembered per query)
         source = store.resolve(request.image_id)  # 2. locate: metadata only
+        mark = self.mark(params)  # and the watermark's original, when mark= names one
         output = self.output(store, source, params, request.accept)  # the format produced, named once
         if request.noted is not None:
             request.noted(f"{params.transform}&fmt={output}")  # for the access log, whatever follows
-        key = self.variant_key(source, params, output)  # 3. the key, before any pixel
+        key = self.variant_key(source, params, output, mark)  # 3. the key, before any pixel
         headers = self.headers(key, source, params.fmt == "auto", request.origin)  # and ETag...: built once
         if headers.is_not_modified(request.if_none_match, request.if_modified_since, request.if_match):  # 4.
             self.kind(store, source)  # only an image gets a 304; anything else its 415 (remembered)
             return ImageAnswer(304, headers.not_modified, None)
         variant = self.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers,
             key,  # unless another instance has (the shared result tier, when there is one)
-            produce=lambda: self.render(store, source, params, FORMATS[output]),  # the format the key names
-            keep=lambda: _unchanged(store, source),
+            produce=lambda: self.render(store, source, params, FORMATS[output], mark),  # as the key names it
+            keep=lambda: _unchanged(store, source) and (mark is None or _unchanged(self.store, mark)),
             tag=original_tag(source.id),
             second=self.results,
         )
@@ -135,9 +139,22 @@ class Origin:
             raise UnsupportedImage(known)
         return known
 
-    def variant_key(self, source: Source, params: ImageParams, target: str) -> str:
-        """The cache key of a request's variant, which its ETag derives from."""
-        return variant_key(source, params, target, self.settings.webp_effort)
+    def mark(self, params: ImageParams) -> Source | None:
+        """The original ``mark=`` names, on the mounts whatever the image's store (a watermark is
+        the deployer's); None without one. An id that names none is the parameter's fault: 400."""
+        if params.mark is None:
+            return None
+        try:
+            return self.store.resolve(params.mark)
+        except NotFound:
+            raise InvalidParameter("mark", "no original has this id") from None
+
+    def variant_key(
+        self, source: Source, params: ImageParams, target: str, mark: Source | None = None
+    ) -> str:
+        """The cache key of a request's variant, which its ETag derives from: a watermark's
+        version is part of it, so a new mark is a new variant."""
+        return variant_key(source, params, target, self.settings.webp_effort, mark)
 
     def headers(self, key: str, source: Source, vary_accept: bool, origin: str | None) -> VariantHeaders:
         """The variant's headers for this kind of request, built once by this worker."""
@@ -150,23 +167,64 @@ class Origin:
             return {}
         return tag_headers(tags_for(image_id, self._prefixes if mount else ()), names)
 
-    def render(self, store: SourceStore, source: Source, params: ImageParams, output: Format) -> Rendered:
+    def render(
+        self,
+        store: SourceStore,
+        source: Source,
+        params: ImageParams,
+        output: Format,
+        mark: Source | None = None,
+    ) -> Rendered:
         """Run the pipeline in a transform slot, under the deadline, through a reduced copy of
         the original when that pays (pipeline/reduced.py), producing ``output``, the format
-        resolved. The original is local before the slot is taken: a remote one fetched again
-        must not hold a slot while its upstream is slow."""
-        with store.local(source) as path, self.gate.slot(), IN_FLIGHT.track_inprogress():
-            started = time.monotonic()
-            info = probe(path)  # read once: the pipeline plans with it, the histograms count it
-            limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
-            tag = original_tag(source.id)
-            reduced = keys.reduced_key(source.id, source.version)
-            rendered = render_reduced(self.cache, reduced, path, params, output, limits, info, tag)
-            RENDERS.inc()
-            TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
-            SOURCE_BYTES.observe(info.bytes)
-            SOURCE_PIXELS.observe((info.width or 0) * (info.height or 0))
-            return rendered
+        resolved, with the watermark ``mark`` or ``mark_text`` asks for. The originals are local
+        before the slot is taken: a remote one fetched again must not hold a slot while its
+        upstream is slow."""
+        with store.local(source) as path, self._overlay(params, mark) as overlay:
+            with self.gate.slot(), IN_FLIGHT.track_inprogress():
+                started = time.monotonic()
+                info = probe(path)  # read once: the pipeline plans with it, the histograms count it
+                limits = Limits.from_settings(self.settings, started + self.settings.transform_deadline)
+                tag = original_tag(source.id)
+                reduced = keys.reduced_key(source.id, source.version)
+                rendered = render_reduced(
+                    self.cache, reduced, path, params, output, limits, info, tag, overlay()
+                )
+                RENDERS.inc()
+                TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
+                SOURCE_BYTES.observe(info.bytes)
+                SOURCE_PIXELS.observe((info.width or 0) * (info.height or 0))
+                return rendered
+
+    @contextmanager
+    def _overlay(self, params: ImageParams, mark: Source | None) -> Iterator[Callable[[], Image | None]]:
+        """The watermark's pixels, to ask for in the transform slot: text drawn once per worker
+        (pipeline.text_mark), an original's decoded once per version and kept (MARKS of them);
+        its file is local (fetched if remote) before the slot, as the image's is."""
+        if params.mark_text is not None:
+            text = params.mark_text
+            yield lambda: text_mark(text)
+            return
+        if mark is None:
+            yield lambda: None
+            return
+        known = self._marks.get((mark.id, mark.version))
+        if known is not None:
+            yield lambda: known
+            return
+        with self.store.local(mark) as path:
+
+            def load() -> Image:
+                limits = Limits.from_settings(
+                    self.settings, time.monotonic() + self.settings.transform_deadline
+                )
+                pixels = load_mark(path, limits)
+                if len(self._marks) >= MARKS:
+                    self._marks.clear()
+                self._marks[mark.id, mark.version] = pixels
+                return pixels
+
+            yield load
 
     def purge(self, image_id: str) -> int:
         """Drop every variant of one original from this instance and from the shared result
@@ -239,11 +297,19 @@ def open_origin(settings: Settings, cache: VariantCache, copies: VariantCache | 
     )
 
 
-def variant_key(source: Source, params: ImageParams, target: str, webp_effort: int = WEBP_EFFORT) -> str:
+def variant_key(
+    source: Source,
+    params: ImageParams,
+    target: str,
+    webp_effort: int = WEBP_EFFORT,
+    mark: Source | None = None,
+) -> str:
     """keys.variant_key of a request: ``target`` the format produced (formats.resolve); a WebP
-    effort is named only when it is not the encoder's default, so the default's keys stand."""
+    effort is named only when it is not the encoder's default, so the default's keys stand; the
+    watermark original's version joins the image's."""
     effort = None if webp_effort == WEBP_EFFORT else webp_effort
-    return keys.variant_key(source.id, source.version, params.transform, target, effort)
+    version = source.version if mark is None else f"{source.version}+{mark.version}"
+    return keys.variant_key(source.id, version, params.transform, target, effort)
 
 
 def declared_kind(cache: VariantCache, store: SourceStore, source: Source) -> Kind:

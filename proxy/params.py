@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from werkzeug.datastructures import MultiDict
 
@@ -35,6 +35,12 @@ KNOWN = (
     "blur",
     "sharpen",
     "pixelate",
+    "mark",
+    "mark_text",
+    "mark_pos",
+    "mark_scale",
+    "mark_alpha",
+    "mark_pad",
     "dpr",
     "fmt",
     "q",
@@ -56,6 +62,11 @@ BLUR = (Decimal("0.3"), Decimal(100))  # sigma, in output pixels
 SHARPEN = (Decimal("0.3"), Decimal(10))
 PIXELATE = (2, 100)  # block side, in output pixels
 TRIM = (1, 100)  # the most a border's pixels may differ from the top-left one, per channel (0..255)
+MARK_PLACES = (*COMPASS, "tile")
+MARK_SCALE = Decimal("0.25")  # the default: a mark a quarter of the result's width
+MARK_PAD = (0, 1000)  # pixels between the mark and the edges (or between tiles)
+MARK_TEXT = 100  # characters at most
+MARKING = ("mark_pos", "mark_scale", "mark_alpha", "mark_pad")  # what only a mark or a text can use
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "٣", " 3" or "3_0"
 _HUGE = 10**9
@@ -87,6 +98,16 @@ class ImageParams:
     blur: Decimal | None = None  # blur=sigma: a Gaussian blur of the result
     sharpen: Decimal | None = None  # sharpen=sigma: an unsharp mask of the result
     pixelate: int | None = None  # pixelate=N: the result in N x N blocks
+    mark: str | None = None  # mark=<id>: an original of the same sources drawn over the result
+    mark_text: str | None = None  # mark_text=: a line of text drawn over it instead
+    mark_pos: str = "southeast"  # a compass point, or "tile"
+    mark_scale: Decimal = MARK_SCALE  # the mark's width, as a fraction of the result's
+    mark_alpha: int = 100  # the mark's opacity, percent (its own alpha kept within it)
+    mark_pad: int = 0  # pixels from the edges, or between tiles
+
+    @property
+    def marked(self) -> bool:
+        return self.mark is not None or self.mark_text is not None
 
     @property
     def turns(self) -> bool:
@@ -125,6 +146,16 @@ class ImageParams:
             )
             if value is not None
         )
+        if self.marked:
+            what = (
+                f"mark={quote(self.mark, safe='/')}"
+                if self.mark
+                else f"mark_text={quote(self.mark_text or '')}"
+            )
+            edits += (
+                f"&{what}&mark_pos={self.mark_pos}&mark_scale={self.mark_scale}"
+                f"&mark_alpha={self.mark_alpha}&mark_pad={self.mark_pad}"
+            )
         return (
             f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}"
             f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}{gravity}{focal}{rect}{enlarge}{edits}"
@@ -178,7 +209,18 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
         blur=_sigma("blur", raw["blur"], *BLUR) if "blur" in raw else None,
         sharpen=_sigma("sharpen", raw["sharpen"], *SHARPEN) if "sharpen" in raw else None,
         pixelate=_bounded("pixelate", raw["pixelate"], *PIXELATE) if "pixelate" in raw else None,
+        mark=_mark("mark", raw["mark"]) if "mark" in raw else None,
+        mark_text=_mark_text("mark_text", raw["mark_text"]) if "mark_text" in raw else None,
+        mark_pos=_choice("mark_pos", raw.get("mark_pos", "southeast"), MARK_PLACES),
+        mark_scale=_scale("mark_scale", raw["mark_scale"]) if "mark_scale" in raw else MARK_SCALE,
+        mark_alpha=_bounded("mark_alpha", raw.get("mark_alpha", "100"), 0, 100),
+        mark_pad=_bounded("mark_pad", raw.get("mark_pad", "0"), *MARK_PAD),
     )
+    if params.mark is not None and params.mark_text is not None:
+        raise InvalidParameter("mark_text", "a watermark is an image (mark) or a text (mark_text), not both")
+    unused = next((name for name in MARKING if name in raw), None)
+    if unused is not None and not params.marked:
+        raise InvalidParameter(unused, "places a watermark: give mark=<id> or mark_text= with it")
     if "fp" in raw and "gravity" in raw:
         raise InvalidParameter("fp", "a focal point is a gravity of its own: give fp or gravity, not both")
     if params.width is None and params.height is None:
@@ -311,6 +353,28 @@ def _sigma(name: str, raw: str, low: Decimal, high: Decimal) -> Decimal:
             name, f"expected a number within {low}..{high} with up to two decimals, got {raw!r}"
         )
     return value if value != value.to_integral_value() else value.quantize(Decimal(1))
+
+
+def _mark(name: str, raw: str) -> str:
+    """An image id, checked as ids are when it is resolved (sources.check_id): here only its length."""
+    if len(raw) > 1024:
+        raise InvalidParameter(name, "expected an image id of at most 1024 characters")
+    return raw
+
+
+def _mark_text(name: str, raw: str) -> str:
+    if len(raw) > MARK_TEXT or not raw.isprintable() or not raw.strip():
+        raise InvalidParameter(name, f"expected 1..{MARK_TEXT} printable characters, got {raw[:120]!r}")
+    return raw
+
+
+def _scale(name: str, raw: str) -> Decimal:
+    value = Decimal(raw).normalize() if _FRACTION.fullmatch(raw) else None
+    if value is None or value <= 0:
+        raise InvalidParameter(
+            name, f"expected a fraction above 0, at most 1, with up to 4 decimals, got {raw!r}"
+        )
+    return value
 
 
 def _flag(name: str, raw: str) -> bool:

@@ -240,7 +240,7 @@ def test_effects_do_not_darken_the_edges_of_transparent_shapes() -> None:
 def test_effects_come_before_the_padding_and_the_flattening(picture: str) -> None:
     padded = rendered(picture, "w=60&h=60&fit=contain&bg=00ff00&blur=3")
     assert (padded[:10, :] == GREEN).all()  # the canvas is not blurred into the image
-    assert [step.__name__ for step in STEPS][-3:] == ["effects", "flatten", "pad"]
+    assert [step.__name__ for step in STEPS][-4:] == ["effects", "watermark", "flatten", "pad"]
 
 
 # --- parameters, presets, HTTP -------------------------------------------------------------------

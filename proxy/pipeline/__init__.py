@@ -11,6 +11,8 @@ leaves at least the target size), then runs each step of ``STEPS`` and encodes.
     encode.py     ENCODERS: one table of encoders by output format, stills and animations
     avif.py       the boxes of the AVIF sequences OpenCV writes, patched
     animation.py  animated originals: every frame through STEPS, or one frame as a still
+    edits.py      trim (a border found in the pixels), blur, sharpen, pixelate
+    watermark.py  marks: an original or a line of text drawn over the result
     reduced.py    reduced copies of large originals, from which later sizes are made
     pixels.py     the array type, and the channel helpers the others share
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..formats import FORMATS, Format, resolve
+from ..formats import FORMATS, PNG, Format, resolve
 from ..keys import PIPELINE_VERSION as PIPELINE_VERSION  # re-exported: bump it in keys.py
 from ..limits import Limits
 from ..params import ImageParams
@@ -34,10 +36,11 @@ from .decode import DECODERS, Decoded, Decoder, decode
 from .decode import _inflates_faster as _inflates_faster  # tests/test_pipeline.py asks it
 from .edits import trimmed
 from .encode import ENCODERS, Encoder, encode
-from .geometry import Geometry, Plan, orient_size, oriented_size, plan_geometry, shrink_factor, turned
-from .pixels import Image, has_alpha, swap_red_blue, to_8bit_array
+from .geometry import Geometry, Mark, Plan, orient_size, oriented_size, plan_geometry, shrink_factor, turned
+from .pixels import Image, has_alpha, swap_red_blue, to_8bit_array, with_channels
 from .reduced import BlobStore, Intermediate, kept_copy
 from .steps import STEPS, smart_crop, upright
+from .watermark import text_mark
 
 __all__ = [
     "DECODERS",
@@ -52,6 +55,7 @@ __all__ = [
     "Geometry",
     "Image",
     "Intermediate",
+    "Mark",
     "Plan",
     "Rendered",
     "check_output",
@@ -60,13 +64,16 @@ __all__ = [
     "encode",
     "finish",
     "has_alpha",
+    "load_mark",
     "oriented_size",
     "plan_geometry",
     "render",
     "render_reduced",
     "shrink_factor",
     "smart_crop",
+    "stepped",
     "swap_red_blue",
+    "text_mark",
     "to_8bit_array",
     "upright",
 ]
@@ -84,10 +91,12 @@ def render(
     output: Format | str,
     limits: Limits = DEFAULT_LIMITS,
     info: SourceInfo | None = None,
+    overlay: Image | None = None,
 ) -> Rendered:
     """The transform: original file at ``path`` -> encoded bytes in the ``output`` format.
 
-    ``info`` is the original's probed header, when the caller has read it already.
+    ``info`` is the original's probed header, when the caller has read it already; ``overlay``
+    the watermark's pixels (``load_mark``, ``text_mark``), when ``params`` asks for one.
     """
     info = info or probe(path)
     check_source(info, limits)  # before a single pixel is allocated
@@ -95,9 +104,9 @@ def render(
         info = replace(info, orientation=turned(info.orientation, params))
     output = _chosen(output, info, params)
     if animates(info, params, output):
-        return Rendered(animate(path, info, params, output, limits), output)
+        return Rendered(animate(path, info, params, output, limits, overlay), output)
     if params.trim is not None:  # the border is found in the pixels: the whole original first
-        return _trimmed(path, info, params, output, limits)
+        return _trimmed(path, info, params, output, limits, overlay)
     declared = oriented_size(info)
     reduction = 1
     if declared:
@@ -108,7 +117,7 @@ def render(
     limits.check_deadline()
     height, width = image.shape[:2]
     source_size = declared if reduction > 1 and declared else orient_size(width, height, info)
-    return finish(image, source_size, info.orientation, params, output, limits, info.profile, rgb)
+    return finish(image, source_size, info.orientation, params, output, limits, info.profile, rgb, overlay)
 
 
 def render_reduced(
@@ -120,6 +129,7 @@ def render_reduced(
     limits: Limits = DEFAULT_LIMITS,
     info: SourceInfo | None = None,
     tag: str | None = None,
+    overlay: Image | None = None,
 ) -> Rendered:
     """``render``, but through the original's reduced copy (reduced.py) when one is kept under
     ``key``, or now worth keeping (under ``tag``), and the result fits within it."""
@@ -130,8 +140,8 @@ def render_reduced(
         orientation = turned(1, params)  # the copy is upright: only rot= and flip= turn it
         size = copy.source_size[::-1] if orientation >= 5 else copy.source_size
         if copy.serves(params, size):
-            return finish(copy.image, size, orientation, params, output, limits)
-    return render(path, params, output, limits, info)
+            return finish(copy.image, size, orientation, params, output, limits, overlay=overlay)
+    return render(path, params, output, limits, info, overlay)
 
 
 def finish(
@@ -143,23 +153,56 @@ def finish(
     limits: Limits = DEFAULT_LIMITS,
     profile: bytes | None = None,
     rgb: bool = False,
+    overlay: Image | None = None,
 ) -> Rendered:
     """Plan on the original's oriented size, run STEPS on ``image`` and encode.
 
     ``image`` is the decoded original, possibly shrunk on decode, or a reduced copy of it
     (reduced.py): the plan, and so the result's size, depends only on the original.
     """
+    image = stepped(image, source_size, orientation, params, output, limits, profile, rgb, overlay)
+    return Rendered(encode(image, output, params.quality, limits.webp_effort), output)
+
+
+def stepped(
+    image: Image,
+    source_size: tuple[int, int],
+    orientation: int,
+    params: ImageParams,
+    output: Format,
+    limits: Limits = DEFAULT_LIMITS,
+    profile: bytes | None = None,
+    rgb: bool = False,
+    overlay: Image | None = None,
+) -> Image:
+    """``finish`` but for the encoding: the pixels the output format would be given."""
     plan = Plan.of(
-        plan_geometry(*source_size, params), orientation, output, params, profile, source_size, rgb
+        plan_geometry(*source_size, params), orientation, output, params, profile, source_size, rgb, overlay
     )
     check_output(plan.geometry, limits, params=params)
     for step in STEPS:
         image = step(image, plan)
         limits.check_deadline()
-    return Rendered(encode(image, plan.output, params.quality, limits.webp_effort), plan.output)
+    return image
 
 
-def _trimmed(path: str, info: SourceInfo, params: ImageParams, output: Format, limits: Limits) -> Rendered:
+def load_mark(path: str, limits: Limits = DEFAULT_LIMITS) -> Image:
+    """A watermark original's pixels (``mark=<id>``), for ``overlay``: checked against the limits
+    like any original, decoded whole (an animation's first frame), upright, sRGB, 8-bit BGRA."""
+    info = probe(path)
+    check_source(info, limits)
+    image, rgb = decode(path, info, 1)
+    size = orient_size(image.shape[1], image.shape[0], info)
+    pixels = with_channels(
+        stepped(image, size, info.orientation, ImageParams(), PNG, limits, info.profile, rgb), 4
+    )
+    pixels.setflags(write=False)  # shared by the renders of a worker (origin.py keeps a few)
+    return pixels
+
+
+def _trimmed(
+    path: str, info: SourceInfo, params: ImageParams, output: Format, limits: Limits, overlay: Image | None
+) -> Rendered:
     """``trim``: the original decoded whole (its border cannot be found in a shrunk one), the
     border cut as a ``rect`` would be (within the one asked for), then planned as usual."""
     declared = oriented_size(info)
@@ -171,7 +214,7 @@ def _trimmed(path: str, info: SourceInfo, params: ImageParams, output: Format, l
     plan_geometry(*source_size, params)  # a rect outside the image is refused before the search
     bounds = trimmed(image, info.orientation, source_size, params.rect, params.trim or 0)
     params = replace(params, trim=None, rect=bounds or params.rect)
-    return finish(image, source_size, info.orientation, params, output, limits, info.profile, rgb)
+    return finish(image, source_size, info.orientation, params, output, limits, info.profile, rgb, overlay)
 
 
 def _chosen(output: Format | str, info: SourceInfo, params: ImageParams) -> Format:

@@ -33,13 +33,21 @@ def animates(info: SourceInfo, params: ImageParams, output: Format) -> bool:
     return info.frames > 1 and params.frame is None and ENCODERS[output.name].animation is not None
 
 
-def animate(path: str, info: SourceInfo, params: ImageParams, output: Format, limits: Limits) -> bytes:
-    """Every frame through STEPS, planned once; durations and loop count kept."""
+def animate(
+    path: str,
+    info: SourceInfo,
+    params: ImageParams,
+    output: Format,
+    limits: Limits,
+    overlay: Image | None = None,
+) -> bytes:
+    """Every frame through STEPS, planned once; durations and loop count kept; ``overlay``: the
+    watermark drawn on each."""
     declared = oriented_size(info)
     if declared is None:
         raise UnsupportedImage(f"the {info.format.upper()} animation declares no size")
     geometry = plan_geometry(*declared, params)
-    plan = Plan.of(geometry, info.orientation, output, params, info.profile, declared)
+    plan = Plan.of(geometry, info.orientation, output, params, info.profile, declared, overlay=overlay)
     check_output(plan.geometry, limits, info.frames, params)
     data = np.frombuffer(read_original(path), np.uint8)
     try:

@@ -34,6 +34,17 @@ class Geometry:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """A watermark as the step draws it: its pixels (BGRA, 8-bit, upright, sRGB) and placement."""
+
+    image: np.ndarray
+    place: str  # a compass point, or "tile"
+    scale: float  # its width, as a fraction of the result's
+    opacity: float  # 0..1, times its own alpha
+    pad: int  # pixels from the edges, or between tiles
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything the steps need, fixed before the first one runs."""
 
@@ -47,6 +58,7 @@ class Plan:
     blur: float | None = None  # sigma, output pixels (edits.py)
     sharpen: float | None = None  # sigma, output pixels
     pixelate: int | None = None  # block side, output pixels
+    mark: Mark | None = None  # a watermark over the result (watermark.py)
 
     @classmethod
     def of(
@@ -58,8 +70,14 @@ class Plan:
         profile: bytes | None,
         source: tuple[int, int],
         rgb: bool = False,
+        overlay: np.ndarray | None = None,
     ) -> Plan:
-        """The plan of ``params`` once the geometry is known."""
+        """The plan of ``params`` once the geometry is known; ``overlay``: the watermark's pixels."""
+        mark = None
+        if overlay is not None and params.marked:
+            mark = Mark(
+                overlay, params.mark_pos, float(params.mark_scale), params.mark_alpha / 100, params.mark_pad
+            )
         return cls(
             geometry,
             orientation,
@@ -71,6 +89,7 @@ class Plan:
             blur=None if params.blur is None else float(params.blur),
             sharpen=None if params.sharpen is None else float(params.sharpen),
             pixelate=params.pixelate,
+            mark=mark,
         )
 
 

@@ -18,6 +18,7 @@ from ..gravity import window
 from .edits import blurred, pixelated, sharpened
 from .geometry import RGBA, Geometry, Plan, stored_rect
 from .pixels import Image, swap_red_blue, to_8bit_array, with_channels
+from .watermark import marked
 
 
 def cut(image: Image, plan: Plan) -> Image:
@@ -109,6 +110,11 @@ def effects(image: Image, plan: Plan) -> Image:
     return image
 
 
+def watermark(image: Image, plan: Plan) -> Image:
+    """``mark`` or ``mark_text`` over the result (watermark.py)."""
+    return image if plan.mark is None else marked(image, plan.mark)
+
+
 def flatten(image: Image, plan: Plan) -> Image:
     """Composite alpha onto the background when the output format cannot carry it."""
     if plan.output.alpha or image.ndim != 3 or image.shape[2] != 4:
@@ -155,6 +161,7 @@ STEPS: tuple[Callable[[Image, Plan], Image], ...] = (
     colour,
     to_8bit,
     effects,
+    watermark,
     flatten,
     pad,
 )
