@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 
 from .errors import BadSignature, InvalidParameter
 from .formats import REQUESTABLE
-from .params import FITS, GRAVITIES, KNOWN, parse_params
+from .params import FITS, GRAVITIES, KNOWN, MARK_PLACES, parse_params
 from .probe import probe
 from .sources import check_id
 from .urls import image_url, img_tag, picture_tag, srcset, version_token
@@ -52,6 +52,7 @@ def page() -> str:
         originals=originals,
         fits=FITS,
         gravities=GRAVITIES,
+        mark_places=MARK_PLACES,
         formats=list(REQUESTABLE),
         presets=list(origin.settings.presets),
         widths=DEFAULT_WIDTHS,

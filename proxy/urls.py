@@ -24,9 +24,10 @@ from collections.abc import Iterable
 from html import escape
 from urllib.parse import quote
 
+from .params import KNOWN
 from .signing import sign
 
-ORDER = ("w", "h", "fit", "gravity", "fp", "rect", "enlarge", "dpr", "fmt", "q", "bg", "frame", "preset", "v")
+ORDER = tuple(name for name in KNOWN if name != "sig")  # the parameters, in the order URLs name them
 _SAFE = ",:"  # kept as they are in values (fp=0.3,0.7, rect=0,0,10,10)
 
 

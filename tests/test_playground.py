@@ -141,6 +141,17 @@ def test_the_page_loads_without_errors_and_every_control_changes_the_preview(
         ("select[name=fmt]", "select", "webp", "fmt=webp"),
         ("input[name=q]", "fill", "55", "q=55"),
         ("input[name=bg]", "fill", "ff0000", "bg=ff0000"),
+        ("input[name=trim]", "fill", "10", "trim=10"),
+        ("select[name=rot]", "select", "90", "rot=90"),
+        ("select[name=flip]", "select", "h", "flip=h"),
+        ("input[name=blur]", "fill", "1.5", "blur=1.5"),
+        ("input[name=sharpen]", "fill", "1", "sharpen=1"),
+        ("input[name=pixelate]", "fill", "4", "pixelate=4"),
+        ("input[name=mark_text]", "fill", "Shop", "mark_text=Shop"),
+        ("select[name=mark_pos]", "select", "tile", "mark_pos=tile"),
+        ("input[name=mark_scale]", "fill", "0.1", "mark_scale=0.1"),
+        ("input[name=mark_alpha]", "fill", "60", "mark_alpha=60"),
+        ("input[name=mark_pad]", "fill", "5", "mark_pad=5"),
     ]
     for selector, action, value, expected in controls:
         if selector == "input[name=fp]":
