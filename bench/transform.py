@@ -1,6 +1,7 @@
 """Miss latency, in process: our pipeline against the naive one and against libvips.
 
     .venv/bin/python bench/transform.py [--repeat 7] [--quick] [--json bench/out/transform.json] [--markdown]
+                                        [--seen-only | --edits-only]
 
 For every source x size x output of a corpus generated here (deterministically), it times
 
@@ -12,7 +13,8 @@ For every source x size x output of a corpus generated here (deterministically),
 
 and reports the median of ``--repeat`` runs, each ratio against vips measured in the same
 run, output bytes, and PSNR against a reference: the full-size decode reduced with an
-exact area average in float. Everything runs on this machine, one case after another, the
+exact area average in float. Then the edits (rot, blur, trim, watermarks...) of two originals,
+each beside the plain resize in the same run. Everything runs on this machine, one case after another, the
 implementations of a case taking turns (``interleaved``). ``--markdown`` prints the tables of
 docs/performance.md at the end (bench/doc_tables.py prints them again from the JSON).
 """
@@ -30,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import cv2
 import imagecodecs
@@ -39,13 +42,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import doc_tables  # noqa: E402
 import pyvips  # noqa: E402
+from werkzeug.datastructures import MultiDict  # noqa: E402
 
 from proxy import pipeline  # noqa: E402
 from proxy.cache import VariantCache  # noqa: E402
 from proxy.intermediate import render_reduced  # noqa: E402
 from proxy.limits import Limits  # noqa: E402
-from proxy.params import ImageParams  # noqa: E402
+from proxy.params import ImageParams, parse_params  # noqa: E402
 from proxy.pipeline import render  # noqa: E402
+from proxy.settings import Settings  # noqa: E402
 
 QUALITY = {"jpeg": 82, "webp": 80, "png": None, "avif": None, "jxl": None}  # None: each one's default
 EXTENSION = {"jpeg": ".jpg", "webp": ".webp", "png": ".png", "avif": ".avif", "jxl": ".jxl"}
@@ -217,11 +222,74 @@ def seen_original(sources: dict[str, Path], scratch: Path, repeat: int) -> list[
     return rows
 
 
+EDITS = (  # each beside the plain resize, in one run: what the edit adds to a miss
+    "",
+    "rot=90",
+    "flip=h",
+    "blur=2",
+    "blur=40",
+    "sharpen=1",
+    "pixelate=12",
+    "trim=10",
+    "mark_text=%C2%A9%20Example",
+    "mark=logo",
+)
+
+
+def edits(sources: dict[str, Path], scratch: Path, repeat: int) -> list[dict[str, object]]:
+    """The edits' cost per miss beside the plain resize of the same original, ours alone (each
+    run decodes the original, as a miss does; a mark's pixels are decoded once, as a worker
+    keeps them)."""
+    logo = np.zeros((120, 400, 4), np.uint8)
+    cv2.putText(logo, "LOGO", (10, 100), cv2.FONT_HERSHEY_SIMPLEX, 4, (255, 255, 255, 255), 12)
+    logo_path = scratch / "logo.png"
+    logo_path.write_bytes(cv2.imencode(".png", logo)[1].tobytes())
+    overlay = pipeline.load_mark(str(logo_path))
+    settings = Settings(image_root=scratch)
+    rows = []
+    picked = {name: path for name, path in sources.items() if name.startswith(("jpeg ", "png rgba"))}
+    print("\nedits: their cost per miss beside the plain resize (ours; median)")
+    for name, path in picked.items():
+        for width in (400, 1600):
+            calls = {}
+            for edit in EDITS:
+                query = "&".join(filter(None, (f"w={width}", edit)))
+                params = parse_params(MultiDict(parse_qsl(query)), settings)
+                mark = (
+                    overlay
+                    if params.mark
+                    else pipeline.text_mark(params.mark_text)
+                    if params.mark_text
+                    else None
+                )
+                calls[edit or "plain"] = functools.partial(render, str(path), params, "jpeg", overlay=mark)
+            results = interleaved(
+                {label: lambda call=call: call().data for label, call in calls.items()}, repeat
+            )
+            plain = results["plain"][0]
+            for label, (seconds, data) in results.items():
+                row = {
+                    "source": name,
+                    "width": width,
+                    "edit": label,
+                    "ms": round(seconds * 1000, 2),
+                    "vs_plain": round(seconds / plain, 2),
+                    "bytes": len(data),
+                }
+                rows.append(row)
+                print(
+                    f"  {name:24} w={width:<5} {label:26} {row['ms']:8.1f} ms  x{row['vs_plain']:.2f}",
+                    flush=True,
+                )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a smaller corpus, for a smoke run")
     parser.add_argument("--seen-only", action="store_true", help="only the new sizes of a seen original")
+    parser.add_argument("--edits-only", action="store_true", help="only the edits beside the plain resize")
     parser.add_argument("--source", default="", help="only the sources whose name holds this, e.g. webp")
     parser.add_argument("--json", type=Path, default=Path("bench/out/transform.json"))
     parser.add_argument("--markdown", action="store_true", help="print docs/performance.md's tables too")
@@ -237,7 +305,7 @@ def main() -> None:
         )
         print(header)
         print("-" * len(header))
-        for name, path in sources.items() if not args.seen_only else ():
+        for name, path in sources.items() if not (args.seen_only or args.edits_only) else ():
             if args.source not in name:
                 continue
             source_width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[1]
@@ -275,14 +343,17 @@ def main() -> None:
                         f" | {row['ours_psnr']:9.2f} {row['naive_psnr']:6.2f} {row['vips_psnr']:6.2f}",
                         flush=True,
                     )
-        seen = seen_original(sources, Path(scratch), args.repeat)
+        seen = seen_original(sources, Path(scratch), args.repeat) if not args.edits_only else []
+        edited = edits(sources, Path(scratch), args.repeat) if not args.seen_only else []
     args.json.parent.mkdir(parents=True, exist_ok=True)
     machine = {
         "cpus": cv2.getNumberOfCPUs(),
         "opencv": cv2.__version__,
         "vips": pyvips.version(0) * 100 + pyvips.version(1),
     }
-    args.json.write_text(json.dumps({"machine": machine, "rows": rows, "seen": seen}, indent=2))
+    args.json.write_text(
+        json.dumps({"machine": machine, "rows": rows, "seen": seen, "edits": edited}, indent=2)
+    )
     slower = [r for r in rows if r["ours_vs_vips"] > 1]  # NaN (vips cannot read it) compares False
     print(f"\n{len(rows)} cells; ours slower than vips in {len(slower)}; JSON in {args.json}")
     if args.markdown:
