@@ -44,10 +44,12 @@ def trimmed(
     # 255 where every channel is within the tolerance (border), in one pass; the bounding box of
     # the rest in another (OpenCV's, on the mask: NumPy's reductions over 24 MP took a second).
     kept = cv2.bitwise_not(cv2.inRange(part, corner - tolerance, corner + tolerance))
-    found = cv2.boundingRect(kept)
-    if found[2] == 0:
+    left, top, kept_w, kept_h = cv2.boundingRect(kept)
+    if kept_w == 0:
         return None
-    left, top, kept_w, kept_h = stored_rect(found, (sw, sh), _INVERSE.get(orientation, orientation))
+    left, top, kept_w, kept_h = stored_rect(
+        (left, top, kept_w, kept_h), (sw, sh), _INVERSE.get(orientation, orientation)
+    )
     return (x + left, y + top, kept_w, kept_h)
 
 
