@@ -23,6 +23,9 @@ from .probe import Kind
 
 SOURCE = "source"
 LEGACY = "jpeg|png"
+# Originals served without ``fmt`` as LEGACY: phones' and cameras' formats that most browsers
+# cannot show (Safari alone shows both), whose users expect a JPEG, not a PNG of a photo.
+_PHOTOS = ("heif", "jxl")
 
 
 @dataclass(frozen=True)
@@ -126,12 +129,17 @@ def resolve(target: str, kind: Kind, frame: int | None = None) -> str:
     """The name of the format ``target`` produces for an original of ``kind``.
 
     Kept as it is: JPEG, PNG and WebP originals, and animations as WebP (which animates) unless
-    one ``frame`` is asked for. Other originals become PNG, which keeps any alpha losslessly.
+    one ``frame`` is asked for. Camera formats few browsers show (HEIF, JPEG XL) become what any
+    browser shows, as ``LEGACY`` does: JPEG for a photo, PNG when it declares alpha. Other
+    originals become PNG, which keeps any alpha losslessly.
     """
     if target == SOURCE:
         if kind.animated and frame is None and "webp" in FORMATS:
             return "webp"
-        return kind.format if kind.format in ("png", "jpeg", "webp") and kind.format in FORMATS else "png"
+        if kind.format in _PHOTOS:
+            target = LEGACY
+        else:
+            return kind.format if kind.format in ("png", "jpeg", "webp") and kind.format in FORMATS else "png"
     if target == LEGACY:
         return "png" if kind.alpha else "jpeg"
     return target

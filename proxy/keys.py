@@ -28,9 +28,9 @@ import hashlib
 from collections.abc import Iterable
 
 # Bump whenever the bytes produced for the same request change, or an answer once given must not be
-# given again (11: truncated originals are refused; 12: animated AVIF without the encoder's clock),
-# so caches miss.
-PIPELINE_VERSION = "12"
+# given again (11: truncated originals are refused; 12: animated AVIF without the encoder's clock;
+# 13: HEIF and JPEG XL originals, which an older worker remembered as refused), so caches miss.
+PIPELINE_VERSION = "13"
 
 KIND_PREFIX = "kind|"  # the variant cache counts these as bookkeeping, not entries
 REDUCED_PREFIX = "reduced|"

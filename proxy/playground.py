@@ -35,7 +35,10 @@ playground = Blueprint(
 )
 
 LISTED = 200  # originals listed at most
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif")
+EXTENSIONS = (
+    *(".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"),
+    *(".heic", ".heif", ".jxl"),  # phones' and cameras' formats, served as JPEG or PNG
+)
 DEFAULT_WIDTHS = "320,640,960,1280"
 
 

@@ -19,20 +19,12 @@ from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.probe import probe
 
-from .support.images import decode, photo, with_chunk
+from .support.images import decode, vivid, with_chunk
 
 ICC = Path(__file__).parent / "data" / "icc"
 WIDE = ["DisplayP3-v4", "AdobeCompat-v4", "ProPhoto-v4", "Rec2020-v4", "DisplayP3-v2-micro"]
 SAVE = {"jpeg": {"quality": 95}, "png": {}, "webp": {"lossless": True}, "tiff": {}, "avif": {"quality": 95}}
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "tiff": "tif", "avif": "avif"}
-
-
-def vivid(width: int = 480, height: int = 320) -> np.ndarray:
-    """Saturated, smooth RGB content, where a wide-gamut profile changes the most."""
-    image = cv2.cvtColor(photo(width, height, seed=11), cv2.COLOR_BGR2RGB)
-    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-    hsv[..., 1] = np.maximum(hsv[..., 1], 200)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
 def tagged(tmp_path: Path, profile: str, fmt: str, pixels: np.ndarray | None = None) -> Path:

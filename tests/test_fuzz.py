@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import cv2
+import imagecodecs
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +26,7 @@ from proxy.params import ImageParams
 from proxy.pipeline import render
 from proxy.settings import Settings
 
-from .support.images import encode, photo
+from .support.images import DATA, encode, photo
 
 ALLOWED = {200, 304, 400, 403, 404, 413, 415}
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
@@ -44,6 +45,8 @@ def seeds() -> dict[str, bytes]:
         "gif": encode(image, ".gif"),
         "bmp": encode(image, ".bmp"),
         "tiff": encode(image, ".tiff"),
+        "heif": (DATA / "heif" / "photo.heic").read_bytes(),  # libheif and libde265 (pi_heif)
+        "jxl": imagecodecs.jpegxl_encode(np.ascontiguousarray(alpha[..., [2, 1, 0, 3]])),  # libjxl
     }
 
 

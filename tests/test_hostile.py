@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import struct
 from collections.abc import Iterator
 
 import numpy as np
@@ -14,7 +15,7 @@ from PIL import Image, ImageCms
 from proxy.color import DEFAULT_CMYK
 
 from .support.bombs import jpeg_declaring, png_bomb, png_declaring
-from .support.images import decode, encode, photo
+from .support.images import DATA, decode, encode, photo
 from .support.servers import Server, start_gunicorn
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,15 @@ def animated_gif() -> bytes:
     frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "lime", "blue")]
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     return buffer.getvalue()
+
+
+HEIC = (DATA / "heif" / "photo.heic").read_bytes()
+
+
+def heic_declaring(width: int, height: int) -> bytes:
+    """A real HEIC whose ispe box declares another coded size (its clean aperture keeps 64x48)."""
+    at = HEIC.index(b"ispe") + 8
+    return HEIC[:at] + struct.pack(">II", width, height) + HEIC[at + 8 :]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +64,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "tall.png": encode(np.zeros((100000, 1, 3), np.uint8), ".png"),
         "cmyk.jpg": cmyk_jpeg(),
         "animated.gif": animated_gif(),
+        "bomb-declared.heic": heic_declaring(100000, 100000),
+        "truncated.heic": HEIC[: len(HEIC) // 2],
+        "garbage.jxl": b"\xff\x0a" + bytes(range(256)) * 4,
         "netpbm.png": encode(np.zeros((8, 8, 3), np.uint8), ".ppm"),
         "radiance.png": encode(np.zeros((8, 8, 3), np.float32), ".hdr"),
     }
@@ -86,6 +99,9 @@ CASES = [
     ("/image/tall.png?fmt=webp", 400),  # WebP cannot hold 100000 rows
     ("/image/cmyk.jpg?fmt=png", 200),
     ("/image/animated.gif?fmt=png", 200),  # the first frame
+    ("/image/bomb-declared.heic?w=10", 413),  # its coded size (ispe), before libheif sees it
+    ("/image/truncated.heic?w=10", 415),
+    ("/image/garbage.jxl", 415),
     ("/image/netpbm.png", 415),
     ("/image/radiance.png", 415),
     # parameters

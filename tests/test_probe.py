@@ -192,9 +192,10 @@ def test_every_original_whole_is_accepted(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("where", CUTS)
-@pytest.mark.parametrize("name", sorted(originals()))
+@pytest.mark.parametrize("name", sorted(name for name in originals() if not name.endswith(".jxl")))
 def test_every_original_cut_short_is_refused(tmp_path: Path, name: str, where: str) -> None:
-    """A cut TIFF written by OpenCV loses its directory, which comes last: "malformed" there."""
+    """A cut TIFF written by OpenCV loses its directory, which comes last: "malformed" there. (A
+    JPEG XL declares no length: libjxl refuses a cut one while decoding, tests/test_truncated.py.)"""
     with pytest.raises(UnsupportedImage, match="truncated|malformed TIFF"):
         probe(write(tmp_path, "original", cut(originals()[name], where)))
 

@@ -18,9 +18,10 @@ def check_source(info: SourceInfo, limits: Limits) -> None:
         raise SourceTooLarge(
             f"the original declares {info.frames} frames, over the limit of {limits.max_animation_frames}"
         )
-    if info.width and info.height and info.width * info.height * info.frames > limits.max_source_pixels:
+    if info.width and info.height and info.pixels * info.frames > limits.max_source_pixels:
+        coded = f", coded in {info.coded_pixels} pixels" if info.pixels > info.width * info.height else ""
         raise SourceTooLarge(
-            f"the original declares {info.frames} frame(s) of {info.width}x{info.height} pixels, "
+            f"the original declares {info.frames} frame(s) of {info.width}x{info.height} pixels{coded}, "
             f"over the limit of {limits.max_source_pixels}"
         )
     if info.bytes > limits.max_source_bytes:

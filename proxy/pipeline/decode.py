@@ -17,12 +17,13 @@ from typing import NamedTuple
 import cv2
 import imagecodecs
 import numpy as np
+import pi_heif
 from PIL import Image as PILImage
 
 from .. import libwebp
 from ..color import cmyk_to_bgr, converts
 from ..errors import UnsupportedImage
-from ..probe import SourceInfo
+from ..probe import SourceInfo, truncated
 from .geometry import scales_webp
 from .pixels import Image, has_alpha
 
@@ -88,6 +89,10 @@ def read_original(path: str) -> bytes:
 
 # --- the decoders -----------------------------------------------------------------------------
 
+# pi_heif reads only what is asked of it: the primary image's pixels, not its thumbnails, depth
+# maps or auxiliary images (alpha is part of the image).
+pi_heif.options.THUMBNAILS = pi_heif.options.DEPTH_IMAGES = pi_heif.options.AUX_IMAGES = False
+
 
 def _cmyk(info: SourceInfo) -> bool:
     return info.format == "jpeg" and info.channels == 4
@@ -136,6 +141,57 @@ def _decode_webp(path: str, info: SourceInfo, reduction: int) -> Decoded | None:
     else:
         image = libwebp.decode(read_original(path))
     return Decoded(image) if image is not None else None
+
+
+def _heif(info: SourceInfo) -> bool:
+    return info.format == "heif"
+
+
+def _decode_heif(path: str, info: SourceInfo, reduction: int) -> Decoded:
+    """The primary image of a HEIF, through libheif (pi_heif), which applies the item's crop,
+    rotation and mirroring (probe/heif.py declares the size so turned); 10 and 12-bit images come
+    as 16 bits, kept until after the resize like a 16-bit PNG's. In RGB order (``Decoded``)."""
+    pi_heif.options.DECODE_THREADS = cv2.getNumThreads()  # tiles on as many threads as OpenCV's steps
+    heif = pi_heif.open_heif(read_original(path), convert_hdr_to_8bit=False)
+    return Decoded(np.asarray(_Held(heif)), rgb=True)
+
+
+class _Held:
+    """libheif's pixels, for as long as an array of them lives. pi_heif's own array interface hands
+    numpy a memoryview of memory that its file object frees when collected, which the array does not
+    keep: this object keeps the file, and numpy keeps this object (the array's base). No copy."""
+
+    def __init__(self, heif: pi_heif.HeifFile) -> None:
+        self.heif = heif
+        self.__array_interface__ = np.asarray(heif).__array_interface__  # its address, shape, type
+
+
+_HEIF_REFUSALS = (ValueError, EOFError, SyntaxError, RuntimeError, MemoryError, OSError)  # pi_heif's
+
+
+def _jxl(info: SourceInfo) -> bool:
+    return info.format == "jxl"
+
+
+def _decode_jxl(path: str, info: SourceInfo, reduction: int) -> Decoded:
+    """A JPEG XL through imagecodecs' libjxl: its first frame, in the stored orientation (the
+    ``orient`` step turns it once small), samples of more than 8 bits scaled to 16. libjxl asks
+    for more input rather than fill what a cut file lacks: that is a truncated original."""
+    try:
+        image = imagecodecs.jpegxl_decode(
+            read_original(path), 0, keeporientation=True, numthreads=cv2.getNumThreads()
+        )
+    except imagecodecs.JpegxlError as error:
+        if "NEED_MORE_INPUT" in str(error):
+            raise truncated("jxl") from None
+        raise UnsupportedImage("could not decode the JPEG XL source") from None
+    except (ValueError, RuntimeError, MemoryError):
+        raise UnsupportedImage("could not decode the JPEG XL source") from None
+    if image.dtype.kind == "f":  # float samples, nominally 0..1
+        image = (np.clip(image, 0, 1) * 65535 + 0.5).astype(np.uint16)
+    elif image.dtype == np.uint16 and 8 < info.depth < 16:  # 10 or 12 bits, as stored: fill 16
+        image = (image << (16 - info.depth)) | (image >> (2 * info.depth - 16))
+    return Decoded(image, rgb=True)
 
 
 _REDUCED = {
@@ -187,6 +243,9 @@ DECODERS: tuple[Decoder, ...] = (
     Decoder("CMYK JPEG: Pillow", _cmyk, _decode_cmyk, refusals=()),
     Decoder("colour PNG: imagecodecs", _inflates_faster, _decode_png),
     Decoder("WebP still: libwebp.py", scales_webp, _decode_webp),
+    Decoder("HEIF: libheif (pi_heif)", _heif, _decode_heif, refusals=_HEIF_REFUSALS),
+    # Refuses with its own message (a cut file is "truncated"); OpenCV's wheels read no JPEG XL.
+    Decoder("JPEG XL: libjxl (imagecodecs)", _jxl, _decode_jxl, refusals=()),
     Decoder("anything: OpenCV", _anything, _decode_opencv),
 )
 

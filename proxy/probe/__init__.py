@@ -20,6 +20,8 @@ truncated original rendered once would be cached and served as if whole.
     bmp.py      the info header
     tiff.py     the first IFD: size, orientation, ICC, alpha; EXIF blocks share its layout
     isobmff.py  AVIF boxes: size, ICC, alpha, frames, plays; isobmff_boxes for the pipeline
+    heif.py     HEIF (HEIC) items: the primary one's size as decoded, ICC, alpha, depth
+    jxl.py      JPEG XL, through libjxl's own header reading: size, orientation, alpha, profile
     ends.py     where each format's file ends (``_ENDS``): a cut file is refused
 """
 
@@ -32,11 +34,14 @@ from typing import BinaryIO
 
 from ..errors import NotFound, UnsupportedImage
 from .base import MAX_SCAN, Kind, Profile, SourceInfo, _truncated
+from .base import _truncated as truncated  # the refusal of a cut file, for a decoder that finds one
 from .bmp import _bmp
 from .ends import _ENDS
 from .gif import MAX_FRAMES, _gif
+from .heif import _heif
 from .isobmff import INDEFINITE, _avif, isobmff_boxes
 from .jpeg import _jpeg
+from .jxl import _jxl
 from .png import _png
 from .tiff import _tiff
 from .webp import _webp
@@ -50,6 +55,7 @@ __all__ = [
     "SourceInfo",
     "isobmff_boxes",
     "probe",
+    "truncated",
 ]
 
 
@@ -67,7 +73,9 @@ def probe(path: str) -> SourceInfo:
     except struct.error:  # a header cut short
         raise UnsupportedImage("truncated image header") from None
     if info is None:
-        raise UnsupportedImage("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF)")
+        raise UnsupportedImage(
+            "not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, HEIF, JPEG XL)"
+        )
     return replace(info, bytes=size)
 
 
@@ -88,4 +96,8 @@ def _sniff(file: BinaryIO) -> SourceInfo | None:
         return _tiff(file.read(1 << 20))
     if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
         return _avif(file.read(1 << 16))
+    if head[4:8] == b"ftyp":  # HEIF by its brands, or another ISO-BMFF file (a video): None
+        return _heif(file)
+    if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):  # codestream, container
+        return _jxl(file)
     return None

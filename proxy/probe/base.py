@@ -30,19 +30,26 @@ class Kind(NamedTuple):
 
 @dataclass(frozen=True)
 class SourceInfo:
-    format: str  # jpeg, png, webp, gif, bmp, tiff, avif
+    format: str  # jpeg, png, webp, gif, bmp, tiff, avif, heif, jxl
     width: int | None  # as stored, before orientation; None where the header does not say
+    # (HEIF: as decoded, libheif having applied its rotation and crop; see heif.py)
     height: int | None
     orientation: int = 1  # EXIF orientation, 1..8
     channels: int | None = None  # JPEG: 1 gray, 3 YCbCr, 4 CMYK; PNG: 1 gray, 3 colour, +1 with alpha
     depth: int = 8  # bits per sample (PNG: 16 possible)
     bytes: int = 0  # file size
-    profile: Profile | None = None  # the embedded ICC profile (JPEG, PNG, WebP, TIFF, AVIF)
+    profile: Profile | None = None  # the embedded ICC profile (JPEG, PNG, WebP, TIFF, AVIF, HEIF, JPEG XL)
     transparent: int | None = None  # PNG grey + tRNS: the sample value that is transparent
     frames: int = 1  # GIF, WebP and APNG animations: how many frames the file declares
     plays: int | None = None  # AVIF sequences: times played, 0 for ever (OpenCV reads the others')
     alpha: bool = False  # declares transparency (a channel, a colour, a plane); True where unsure
     interlaced: bool = False  # PNG: Adam7
+    coded_pixels: int = 0  # HEIF: what the decoder allocates (ispe), before the clean aperture crops it
+
+    @property
+    def pixels(self) -> int:
+        """The pixels a decode allocates per frame, as declared: what the source limit counts."""
+        return max((self.width or 0) * (self.height or 0), self.coded_pixels)
 
     @property
     def kind(self) -> Kind:

@@ -11,9 +11,12 @@ checks what that format's decoder reads, no more:
     png   an IEND chunk: the last 12 bytes, else a walk by chunk lengths
     webp  the size the RIFF header declares: libwebp's own test
     avif  every top-level box within the file: a cut mdat, which comes last, runs past the end
+    heif  the same: HEIF is ISO-BMFF too
     bmp   the pixel rows (or a compressed bitmap's stored size), not the header's file size
     tiff  the first directory, its values and its strips or tiles: what libtiff reads for page one
     gif   none here: gif.py checks it while it counts the frames, walking every block anyway
+    jxl   none here: libjxl asks for more input rather than decode a cut file, and the decoder's
+          row (pipeline/decode.py) refuses it as truncated
 """
 
 from __future__ import annotations
@@ -197,12 +200,14 @@ def _tiff_ends(fd: int, size: int) -> bool:
     return True
 
 
-# The formats checked after their header is read; GIF is checked while its blocks are counted (gif.py).
+# The formats checked after their header is read; GIF is checked while its blocks are counted (gif.py),
+# JPEG XL by libjxl while it decodes.
 _ENDS: dict[str, Callable[[int, int], bool]] = {
     "jpeg": _jpeg_ends,
     "png": _png_ends,
     "webp": _riff_ends,
     "avif": _isobmff_ends,
+    "heif": _isobmff_ends,
     "bmp": _bmp_ends,
     "tiff": _tiff_ends,
 }

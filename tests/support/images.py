@@ -9,8 +9,11 @@ import zlib
 from pathlib import Path
 
 import cv2
+import imagecodecs
 import numpy as np
 from PIL import Image as PILImage
+
+DATA = Path(__file__).parent.parent / "data"  # tests/data: what the tests cannot encode themselves
 
 
 def encode(image: np.ndarray, extension: str, *flags: int) -> bytes:
@@ -80,8 +83,9 @@ def animation(extension: str, frames: list[np.ndarray]) -> bytes:
 @functools.cache
 def originals() -> dict[str, bytes]:
     """A small original in every format the proxy reads, still and animated, by file name: as
-    OpenCV writes them (AVIF where this build does), and a TIFF with its directory first (Pillow's
-    layout; OpenCV's comes last). Made once: do not change the dict."""
+    OpenCV writes them (AVIF where this build does), a TIFF with its directory first (Pillow's
+    layout; OpenCV's comes last), a JPEG XL as imagecodecs writes it, and a HEIC from tests/data
+    (nothing here encodes HEIF). Made once: do not change the dict."""
     image = photo(96, 64)
     alpha = np.dstack((image, np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))))
     tiff = io.BytesIO()
@@ -97,6 +101,8 @@ def originals() -> dict[str, bytes]:
         "still.bmp": encode(image, ".bmp"),
         "opencv.tiff": encode(image, ".tiff"),
         "directory-first.tiff": tiff.getvalue(),
+        "still.jxl": imagecodecs.jpegxl_encode(np.ascontiguousarray(image[..., ::-1]), level=90),
+        "still.heic": (DATA / "heif" / "photo.heic").read_bytes(),
     }
     extensions = [".gif", ".webp", ".png"]
     if cv2.haveImageWriter(".avif"):
@@ -133,6 +139,14 @@ def photo(width: int, height: int, seed: int = 0) -> np.ndarray:
     r = 128 + 80 * np.sin((x + y) / (width + height) * 9.0)
     image = np.dstack((b, g, r)) + rng.normal(0, 6, (height, width, 3))
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def vivid(width: int = 480, height: int = 320) -> np.ndarray:
+    """Saturated, smooth RGB content, where a wide-gamut profile changes the most."""
+    image = cv2.cvtColor(photo(width, height, seed=11), cv2.COLOR_BGR2RGB)
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    hsv[..., 1] = np.maximum(hsv[..., 1], 200)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
 def large_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
