@@ -119,6 +119,9 @@ def post_fork(server, worker):  # in the worker, before its threads exist
 
         if not tune_malloc():
             server.log.warning("malloc is not glibc's: its arena and mmap settings are left as they are")
+    from proxy.results import prepare_after_fork
+
+    prepare_after_fork()  # the shared result tier's client, made while the worker boots
 
 
 def child_exit(server, worker):  # a dead worker's live gauges must stop counting

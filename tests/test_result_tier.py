@@ -26,6 +26,7 @@ from prometheus_client import REGISTRY
 from proxy import create_app
 from proxy.keys import original_tag
 from proxy.origin import Origin
+from proxy.results.tier import Breaker
 from proxy.settings import Settings
 from proxy.signing import sign
 
@@ -267,9 +268,12 @@ def test_a_tier_that_cannot_be_written_costs_nothing(instance: Instance, tmp_pat
         settle(app)
     after = writes()
     assert after["stored"] == before["stored"]
-    # The first read and write failed, then the second read: the third failure in a row, after
-    # which the worker leaves the tier alone (the second and third writes are skipped).
-    assert (after["error"] - before["error"], after["skipped"] - before["skipped"]) == (1, 2)
+    # Reads and writes each failed three times in a row, after which the worker leaves each alone.
+    assert (after["error"] - before["error"], after["skipped"] - before["skipped"]) == (3, 0)
+    skipped = reads("skipped")
+    assert get(app, "/image/photo.jpg?w=20").headers["X-Cache"] == "MISS"
+    settle(app)
+    assert writes()["skipped"] == after["skipped"] + 1 and reads("skipped") == skipped + 1
     assert get(app).headers["X-Cache"] == "HIT"
 
 
@@ -352,8 +356,8 @@ class Endpoint(threading.Thread):
             except OSError:
                 return
             self.connections += 1
+            self.held.append(connection)  # closed by stop(), whatever it was sent
             if self.behaviour == "hang":
-                self.held.append(connection)
                 continue
             connection.recv(65536)
             if self.behaviour == "trickle":
@@ -384,7 +388,9 @@ class Endpoint(threading.Thread):
             connection.close()
 
     def stop(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(), which close() alone does not
         self.listener.close()
+        self.join(5)  # no connection accepted after this
         for connection in self.held:
             connection.close()
 
@@ -406,6 +412,9 @@ def test_a_failing_tier_costs_a_short_wait_then_nothing(
 ) -> None:
     timeout = 0.4
     app = instance("a", f"s3://{BUCKET}/origin/", result_timeout=timeout)
+    results = origin_of(app).results
+    assert results is not None
+    results.backend.prepare()  # as gunicorn's post_fork has each worker do (prepare_after_fork)
     baseline = instance("plain", "")
     started = time.monotonic()
     plain = get(baseline, "/image/photo.jpg?w=99")
@@ -425,3 +434,14 @@ def test_a_failing_tier_costs_a_short_wait_then_nothing(
     assert endpoint.connections == connections  # cooling down: not even asked
     warnings = [r for r in caplog.records if r.name.startswith("proxy.results") and r.levelname == "WARNING"]
     assert len(warnings) == 1  # one warning a minute, however many failures
+
+
+def test_failures_at_the_same_moment_count_once_and_reads_rest_apart_from_writes() -> None:
+    breaker = Breaker()
+    started = time.monotonic()
+    assert not any(breaker.failed(started) for _ in range(8))  # eight reads that timed out together
+    assert not breaker.resting()
+    assert not breaker.failed(time.monotonic())  # a second bad moment
+    assert breaker.failed(time.monotonic()) and breaker.resting()  # a third: a rest begins
+    other = Breaker()
+    assert not other.resting()  # the writes' breaker knows nothing of the reads'

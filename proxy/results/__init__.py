@@ -22,7 +22,8 @@ and is removed. ``PROXY_RESULT_TTL`` makes objects older than it a miss as well.
 
 The tier is an optimisation, never a dependency: a read waits at most ``PROXY_RESULT_TIMEOUT``
 and any failure of it (refused, hanging, slow, garbled) is a miss; after ``FAILURES`` failures
-in a row a worker leaves the tier alone for ``COOL_DOWN`` seconds. Writes run on a small pool
+in a row a worker leaves the tier's reads (or writes: each has its own count, tier.Breaker)
+alone for ``COOL_DOWN`` seconds, failures of calls made at the same moment counting once. Writes run on a small pool
 of their own, and are dropped, counted, when ``PENDING`` are already waiting. Warnings are
 logged at most once per ``WARN_EVERY`` seconds per worker, with how many were held back; every
 outcome is counted in /metrics.
@@ -30,10 +31,15 @@ outcome is counted in /metrics.
 
 from __future__ import annotations
 
+import threading
+
 from .base import Found, Stored
 from .tier import ResultTier, object_name
 
-__all__ = ["Found", "ResultTier", "Stored", "object_name", "open_tier"]
+__all__ = ["Found", "ResultTier", "Stored", "object_name", "open_tier", "prepare_after_fork"]
+
+
+_OPENED: list[ResultTier] = []  # this process's tiers, for prepare_after_fork
 
 
 def open_tier(location: str, timeout: float, ttl: float) -> ResultTier | None:
@@ -44,7 +50,18 @@ def open_tier(location: str, timeout: float, ttl: float) -> ResultTier | None:
     if location.startswith("s3://"):
         from .s3 import S3Results  # boto3 takes a while to load: only when asked for
 
-        return ResultTier(S3Results(location.removeprefix("s3://"), timeout), timeout, ttl)
-    from .files import FileResults
+        tier = ResultTier(S3Results(location.removeprefix("s3://"), timeout), timeout, ttl)
+    else:
+        from .files import FileResults
 
-    return ResultTier(FileResults(location.removeprefix("file://")), timeout, ttl)
+        tier = ResultTier(FileResults(location.removeprefix("file://")), timeout, ttl)
+    _OPENED.append(tier)
+    return tier
+
+
+def prepare_after_fork() -> None:
+    """Make each tier's client in a new worker now, on a thread of its own (gunicorn.conf.py's
+    post_fork): boto3 takes about half a second to make one, which the worker's first reads
+    would otherwise wait for, all at once, while it starts."""
+    for tier in _OPENED:
+        threading.Thread(target=tier.backend.prepare, name="result-prepare", daemon=True).start()

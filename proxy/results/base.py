@@ -27,6 +27,10 @@ class Backend(Protocol):
 
     name: str  # for the log: where it is
 
+    def prepare(self) -> None:
+        """Make what calls need (a client), once per process; no network."""
+        ...
+
     def read(self, name: str) -> Stored | None:
         """The object, or None when there is none."""
         ...

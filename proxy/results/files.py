@@ -21,6 +21,9 @@ class FileResults:
         self.root = Path(root)
         self.name = f"file://{root}"  # ends with "/", as settings parse it
 
+    def prepare(self) -> None:
+        pass
+
     def read(self, name: str) -> Stored | None:
         try:
             with open(self.root / name, "rb") as file:

@@ -32,6 +32,9 @@ class S3Results:
         self._pid = 0
         self._lock = threading.Lock()
 
+    def prepare(self) -> None:
+        self._s3()
+
     def read(self, name: str) -> Stored | None:
         try:
             response = self._s3().get_object(Bucket=self.bucket, Key=self.prefix + name)

@@ -27,6 +27,37 @@ WARN_EVERY = 60.0  # seconds between two warnings of a worker
 PURGE_TIMEOUT = 30.0  # seconds a purge may spend deleting an original's objects
 
 
+class Breaker:
+    """When to leave one kind of call (reads, or writes) alone: after FAILURES failures in a row,
+    for COOL_DOWN seconds. Failures of calls made at the same time count once: a worker starting
+    under load, whose first reads all time out together, has met one bad moment, not three."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures = 0  # in a row
+        self._last = -1.0  # monotonic: when the last failure counted was seen
+        self._resting_until = 0.0  # monotonic
+
+    def resting(self) -> bool:
+        return self._resting_until > time.monotonic()
+
+    def succeeded(self) -> None:
+        self._failures = 0
+
+    def failed(self, started: float) -> bool:
+        """Count the failure of a call made at ``started`` (monotonic); whether it starts a rest."""
+        with self._lock:
+            if started <= self._last:  # made before the last failure was seen: the same bad moment
+                return False
+            self._last = time.monotonic()
+            self._failures += 1
+            if self._failures < FAILURES:
+                return False
+            self._failures = 0
+            self._resting_until = self._last + COOL_DOWN
+            return True
+
+
 @dataclass
 class ResultTier:
     """One worker's view of the shared tier over ``backend``: bounded, checked, counted."""
@@ -42,8 +73,7 @@ class ResultTier:
         self._readers: ThreadPoolExecutor | None = None
         self._writers: ThreadPoolExecutor | None = None
         self._pending = 0  # writes submitted and not done
-        self._failures = 0  # in a row
-        self._resting_until = 0.0  # monotonic: no tier calls before
+        self._reads, self._writes = Breaker(), Breaker()  # rested apart: a slow read loses no write
         self._warned = 0.0  # monotonic: when a warning was last logged
         self._held_back = 0  # warnings not logged since
 
@@ -51,20 +81,25 @@ class ResultTier:
 
     def get(self, key: str, tag: str) -> Found | None:
         """The variant ``key`` of the original tagged ``tag``, or None (a miss), within the timeout."""
-        if self._resting():
+        if self._reads.resting():
             RESULT_READS.labels("skipped").inc()
             return None
         name = object_name(key, tag)
-        future = self._pools()[0].submit(self.backend.read, name)
+        readers = self._pools()[0]
+        self.backend.prepare()  # a client made once per worker, not within the read's time
+        started = time.monotonic()
+        future = readers.submit(self.backend.read, name)
         try:
             stored = future.result(timeout=self.timeout)
         except FutureTimeout:
-            self._failed("read", f"no answer within {self.timeout:g} s", "timeout")
+            RESULT_READS.labels("timeout").inc()
+            self._failed(self._reads, started, "read", f"no answer within {self.timeout:g} s")
             return None
         except Exception as error:  # the tier's failures are misses, whatever they are
-            self._failed("read", _words(error), "error")
+            RESULT_READS.labels("error").inc()
+            self._failed(self._reads, started, "read", _words(error))
             return None
-        self._answered()
+        self._reads.succeeded()
         if stored is None:
             RESULT_READS.labels("miss").inc()
             return None
@@ -100,7 +135,7 @@ class ResultTier:
 
     def put(self, key: str, tag: str, data: bytes, mime: str) -> None:
         """Write a render to the tier on a thread of the pool; returns at once."""
-        if self._resting():
+        if self._writes.resting():
             RESULT_WRITES.labels("skipped").inc()
             return
         with self._lock:
@@ -117,7 +152,7 @@ class ResultTier:
         }
         name = object_name(key, tag)
         try:
-            future = self._pools()[1].submit(self.backend.write, name, data, mime, meta)
+            future = self._pools()[1].submit(self._write, name, data, mime, meta)
         except RuntimeError:  # the pool is shut down: the process is ending
             with self._lock:
                 self._pending -= 1
@@ -130,18 +165,22 @@ class ResultTier:
         with self._settled:
             return self._settled.wait_for(lambda: not self._pending, timeout)
 
+    def _write(self, name: str, data: bytes, mime: str, meta: dict[str, str]) -> None:
+        started = time.monotonic()
+        try:
+            self.backend.write(name, data, mime, meta)
+        except Exception as error:  # counted and rate-limited: a write is never an error answered
+            RESULT_WRITES.labels("error").inc()
+            self._failed(self._writes, started, "write", _words(error))
+            return
+        RESULT_WRITES.labels("stored").inc()
+        self._writes.succeeded()
+
     def _written(self, future: Future[None]) -> None:
         with self._lock:
             self._pending -= 1
             if not self._pending:
                 self._settled.notify_all()
-        error = future.exception()
-        if error is None:
-            RESULT_WRITES.labels("stored").inc()
-            self._answered()
-        else:
-            RESULT_WRITES.labels("error").inc()
-            self._failed("write", _words(error), None)
 
     # --- purges -----------------------------------------------------------------------------
 
@@ -177,21 +216,8 @@ class ResultTier:
         except Exception as error:  # best effort: the object is never answered anyway
             self._warn(f"result store {self.backend.name}: could not remove {name}: {_words(error)}")
 
-    def _resting(self) -> bool:
-        return self._resting_until > time.monotonic()
-
-    def _answered(self) -> None:
-        self._failures = 0
-
-    def _failed(self, what: str, words: str, outcome: str | None) -> None:
-        if outcome is not None:
-            RESULT_READS.labels(outcome).inc()
-        with self._lock:
-            self._failures += 1
-            rest = self._failures >= FAILURES
-            if rest:
-                self._resting_until = time.monotonic() + COOL_DOWN
-        suffix = f"; left alone for {COOL_DOWN:g} s" if rest else ""
+    def _failed(self, breaker: Breaker, started: float, what: str, words: str) -> None:
+        suffix = f"; {what}s left alone for {COOL_DOWN:g} s" if breaker.failed(started) else ""
         self._warn(f"result store {self.backend.name}: {what} failed: {words}{suffix}")
 
     def _warn(self, message: str) -> None:
