@@ -23,8 +23,9 @@ and is removed. ``PROXY_RESULT_TTL`` makes objects older than it a miss as well.
 The tier is an optimisation, never a dependency: a read waits at most ``PROXY_RESULT_TIMEOUT``
 and any failure of it (refused, hanging, slow, garbled) is a miss; after ``FAILURES`` failures
 in a row a worker leaves the tier's reads (or writes: each has its own count, tier.Breaker)
-alone for ``COOL_DOWN`` seconds, failures of calls made at the same moment counting once. Writes run on a small pool
-of their own, and are dropped, counted, when ``PENDING`` are already waiting. Warnings are
+alone for ``COOL_DOWN`` seconds, failures of calls made at the same moment counting once.
+Writes run on a small pool of their own, and are dropped, counted, when ``PENDING`` are already
+waiting. Warnings are
 logged at most once per ``WARN_EVERY`` seconds per worker, with how many were held back; every
 outcome is counted in /metrics.
 """
