@@ -127,13 +127,18 @@ def start_gunicorn(
             stdout=stdout,
             stderr=stderr,
         )
-    server = Server(process, port, log, out)
-    deadline = time.monotonic() + ready_timeout
+    return wait_until_serving(Server(process, port, log, out), workers, ready_timeout)
+
+
+def wait_until_serving(server: Server, workers: int, timeout: float = 30) -> Server:
+    """``server`` once it accepts connections on its port and has all ``workers`` booted; an
+    error with its log if it exits first, stopped if it is not ready within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if server.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited: {server.log_text()}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=0.2):
                 pass
             if len(server.workers()) == workers:
                 return server
