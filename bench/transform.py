@@ -25,7 +25,9 @@ import argparse
 import functools
 import json
 import math
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +52,7 @@ from proxy.intermediate import render_reduced  # noqa: E402
 from proxy.limits import Limits  # noqa: E402
 from proxy.params import ImageParams, parse_params  # noqa: E402
 from proxy.pipeline import render  # noqa: E402
+from proxy.probe import probe  # noqa: E402
 from proxy.settings import Settings  # noqa: E402
 
 QUALITY = {"jpeg": 82, "webp": 80, "png": None, "avif": None, "jxl": None}  # None: each one's default
@@ -96,15 +99,40 @@ def corpus(directory: Path, quick: bool) -> dict[str, Path]:
         path = directory / f"source{index}{extension}"
         cv2.imwrite(str(path), image, flags)
         paths[name] = path
+    heic = _heic(directory, paths[f"progressive jpeg {mid[0]}x{mid[1]}"])
+    if heic is not None:
+        paths[f"heic {mid[0]}x{mid[1]}"] = heic
     return paths
+
+
+def _heic(directory: Path, jpeg: Path) -> Path | None:
+    """The mid-size photo as a HEIC, by Debian's heif-enc (libheif-examples; its x265 encoder is
+    GPL and stays out of our runtime, which only decodes: docs/architecture.md); None without it."""
+    encoder = shutil.which("heif-enc")
+    if encoder is None:
+        print("no heif-enc (apt-get install libheif-examples): no HEIC source", file=sys.stderr)
+        return None
+    path = directory / "source.heic"
+    subprocess.run([encoder, "-q", "90", "-o", str(path), str(jpeg)], check=True, capture_output=True)
+    return path
 
 
 def ours(path: Path, width: int, fmt: str) -> bytes:
     return render(str(path), ImageParams(width=width, quality=QUALITY[fmt] or 82), fmt).data
 
 
-def naive(path: Path, width: int, fmt: str) -> bytes:
+def whole(path: Path) -> np.ndarray:
+    """The original decoded at full size, as stored: OpenCV's, or ours for what it cannot read
+    (HEIC), as the naive design would have had to."""
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        decoded, rgb = pipeline.decode(str(path), probe(str(path)), 1)
+        image = pipeline.swap_red_blue(decoded) if rgb else decoded
+    return image
+
+
+def naive(path: Path, width: int, fmt: str) -> bytes:
+    image = whole(path)
     height = round(image.shape[0] * width / image.shape[1])
     small = cv2.resize(image, (width, height))
     if small.dtype != np.uint8:
@@ -126,7 +154,7 @@ def vips(path: Path, width: int, fmt: str) -> bytes:
 
 
 def reference(path: Path, width: int) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = whole(path)
     if image.ndim == 3 and image.shape[2] == 4:  # compare colour as flattened on white
         alpha = image[..., 3:4].astype(np.float32) / (65535 if image.dtype == np.uint16 else 255)
         image = image[..., :3] * alpha + (65535 if image.dtype == np.uint16 else 255) * (1 - alpha)
@@ -308,7 +336,7 @@ def main() -> None:
         for name, path in sources.items() if not (args.seen_only or args.edits_only) else ():
             if args.source not in name:
                 continue
-            source_width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[1]
+            source_width = probe(str(path)).width or 0
             for width in (400, source_width // 3):
                 expected = reference(path, width)
                 for fmt in ("jpeg", "webp", "png"):
