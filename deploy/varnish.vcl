@@ -69,10 +69,45 @@ sub vcl_recv {
     } else {
         set req.http.Accept = "*/*";
     }
+    call image_origin_hints;
     if (std.healthy(req.backend_hint)) {
         set req.grace = 60s;  # stale-while-revalidate, while the origin answers
     }
     return (hash);
+}
+
+# Client hints (PROXY_CLIENT_HINTS=1): the origin varies on Sec-CH-Width, Sec-CH-DPR and Save-Data
+# where the URL leaves w, dpr or q open, and Varnish keeps one object per value of each header it
+# varies on. Rounded here as the origin rounds them (widths up to a multiple of 100,
+# PROXY_WIDTH_STEP's default: change both together; densities up to a half), two phones whose slots
+# are 437 and 480 px wide share one object. A hint that is not a number is dropped, as the origin
+# would ignore it.
+sub image_origin_hints {
+    if (req.http.Sec-CH-Width ~ "^\s*[0-9]{1,5}\s*$" && std.integer(req.http.Sec-CH-Width, 0) > 0) {
+        set req.http.Sec-CH-Width = (std.integer(req.http.Sec-CH-Width, 0) + 99) / 100 * 100;
+    } else {
+        unset req.http.Sec-CH-Width;
+    }
+    if (req.http.Sec-CH-DPR ~ "^\s*1(\.0*)?\s*$") {
+        unset req.http.Sec-CH-DPR;  # 1 is no density at all
+    } elsif (req.http.Sec-CH-DPR ~ "^\s*[2-4](\.0*)?\s*$") {
+        set req.http.Sec-CH-DPR = regsub(req.http.Sec-CH-DPR, "^\s*([2-4]).*$", "\1");
+    } elsif (req.http.Sec-CH-DPR ~ "^\s*[1-3]\.(?=[0-9]*[1-9])([0-4][0-9]*|50*)\s*$") {
+        set req.http.Sec-CH-DPR = regsub(req.http.Sec-CH-DPR, "^\s*([1-3]).*$", "\1.5");
+    } elsif (req.http.Sec-CH-DPR ~ "^\s*1\.[0-9]+\s*$") {
+        set req.http.Sec-CH-DPR = "2";
+    } elsif (req.http.Sec-CH-DPR ~ "^\s*2\.[0-9]+\s*$") {
+        set req.http.Sec-CH-DPR = "3";
+    } elsif (req.http.Sec-CH-DPR ~ "^\s*([3-9]|[1-9][0-9]+)(\.[0-9]*)?\s*$") {
+        set req.http.Sec-CH-DPR = "4";
+    } else {
+        unset req.http.Sec-CH-DPR;
+    }
+    if (req.http.Save-Data ~ "(?i)^\s*on\s*$") {
+        set req.http.Save-Data = "on";
+    } else {
+        unset req.http.Save-Data;
+    }
 }
 
 sub vcl_backend_response {

@@ -110,7 +110,7 @@ class VariantHeaders:
         etag: str,  # unquoted, strong
         last_modified: datetime,
         cache_control: str,  # from cache_control(), built once per app
-        vary_accept: bool,  # the format was negotiated from Accept
+        vary: tuple[str, ...],  # the request headers that chose the answer: Accept, client hints
         tags: dict[str, str],  # cache tag headers (purge.py)
         cors: dict[str, str],  # cors_headers() for the request's page
     ) -> None:
@@ -123,8 +123,8 @@ class VariantHeaders:
             ("Cache-Control", cache_control),
             *tags.items(),
         ]
-        if vary_accept:
-            validators.append(("Vary", "Accept"))
+        if vary:
+            validators.append(("Vary", ", ".join(vary)))
         self._validators = tuple(validators)
         self._cors = cors
         # What a 200 and a 304 both carry (RFC 9110 15.4.5), and only that: werkzeug's own 304

@@ -41,7 +41,7 @@ from .metrics import (
     SOURCE_PIXELS,
     TRANSFORM_SECONDS,
 )
-from .params import ImageParams, query_parser
+from .params import Hints, ImageParams, hint_reader, query_parser
 from .pipeline import Image, Rendered, load_mark, render_reduced, text_mark
 from .probe import Kind, probe
 from .results import ResultTier, open_tier
@@ -68,6 +68,7 @@ class ImageRequest(NamedTuple):  # a tuple: made on every request, and cheaply
     if_modified_since: str | None = None
     if_match: str | None = None
     noted: Callable[[str], None] | None = None  # told the transform once known, whatever follows
+    hints: Hints | None = None  # the client hints sent, when PROXY_CLIENT_HINTS=1
 
 
 class ImageAnswer(NamedTuple):
@@ -86,6 +87,7 @@ class Origin:
     urls: UrlStore | None  # /url/, when PROXY_URL_HOSTS allows any host
     gate: TransformGate
     parse: Callable[[str], ImageParams]  # a query string -> its parameters, remembered per worker
+    hinted: Callable[[str, Hints], tuple[str, tuple[str, ...]]]  # (query, hints) -> (query', Vary)
     results: ResultTier | None = None  # the shared result tier, when PROXY_RESULT_STORE names one
     _kinds: dict[tuple[str, str], Kind | str] = field(default_factory=dict)  # (id, version): kind or refusal
     _marks: dict[tuple[str, str], Image] = field(default_factory=dict)  # (id, version): a mark's pixels
@@ -93,14 +95,17 @@ class Origin:
     def serve(self, request: ImageRequest) -> ImageAnswer:
         """The life of an image request, once its signature is checked."""
         store = request.store
-        params = self.parse(request.query)  # 1. parse once (remembered per query)
+        query, vary = (
+            (request.query, ()) if request.hints is None else self.hinted(request.query, request.hints)
+        )
+        params = self.parse(query)  # 1. parse once (remembered per query), client hints as parameters
         source = store.resolve(request.image_id)  # 2. locate: metadata only
         mark = self.mark(params)  # and the watermark's original, when mark= names one
         output = self.output(store, source, params, request.accept)  # the format produced, named once
         if request.noted is not None:
             request.noted(f"{params.transform}&fmt={output}")  # for the access log, whatever follows
         key = self.variant_key(source, params, output, mark)  # 3. the key, before any pixel
-        headers = self.headers(key, source, params.fmt == "auto", request.origin)  # and ETag...: built once
+        headers = self.headers(key, source, params.fmt == "auto", request.origin, vary)  # ETag...: built once
         if headers.is_not_modified(request.if_none_match, request.if_modified_since, request.if_match):  # 4.
             self.kind(store, source)  # only an image gets a 304; anything else its 415 (remembered)
             return ImageAnswer(304, headers.not_modified, None)
@@ -156,9 +161,13 @@ class Origin:
         version is part of it, so a new mark is a new variant."""
         return variant_key(source, params, target, self.settings.webp_effort, mark)
 
-    def headers(self, key: str, source: Source, vary_accept: bool, origin: str | None) -> VariantHeaders:
-        """The variant's headers for this kind of request, built once by this worker."""
-        return self._built(key, source.id, source.last_modified, vary_accept, self.cors.page(origin))
+    def headers(
+        self, key: str, source: Source, vary_accept: bool, origin: str | None, hints: tuple[str, ...] = ()
+    ) -> VariantHeaders:
+        """The variant's headers for this kind of request, built once by this worker: ``hints``
+        are the client hints the answer varies on."""
+        vary = ("Accept", *hints) if vary_accept else hints
+        return self._built(key, source.id, source.last_modified, vary, self.cors.page(origin))
 
     def tag_headers(self, image_id: str, mount: bool = True) -> dict[str, str]:
         """The cache tag headers for an original: its tag, and its mount's unless ``mount`` is off."""
@@ -262,16 +271,16 @@ class Origin:
         return functools.lru_cache(maxsize=ACCEPTS)(lambda accept: negotiate("auto", accept, order))
 
     @functools.cached_property
-    def _built(self) -> Callable[[str, str, datetime, bool, str | None], VariantHeaders]:
+    def _built(self) -> Callable[[str, str, datetime, tuple[str, ...], str | None], VariantHeaders]:
         @functools.lru_cache(maxsize=HEADERS)
         def build(
-            key: str, image_id: str, last_modified: datetime, vary_accept: bool, page: str | None
+            key: str, image_id: str, last_modified: datetime, vary: tuple[str, ...], page: str | None
         ) -> VariantHeaders:
             return VariantHeaders(
                 etag_for(key),
                 last_modified,
                 self.cache_control,
-                vary_accept,
+                vary,
                 self.tag_headers(image_id),
                 self.cors.headers(page),
             )
@@ -293,6 +302,7 @@ def open_origin(settings: Settings, cache: VariantCache, copies: VariantCache | 
             settings.transform_wait,
         ),
         parse=query_parser(settings),
+        hinted=hint_reader(settings),
         results=open_tier(settings.result_store, settings.result_timeout, settings.result_ttl),
     )
 

@@ -9,10 +9,12 @@ and share one ``canonical()`` string, which is what the cache key is built from.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 from urllib.parse import parse_qsl, quote
 
 from werkzeug.datastructures import MultiDict
@@ -258,6 +260,76 @@ def query_parser(settings: Settings, size: int = 4096) -> Callable[[str], ImageP
         return parse_params(MultiDict(parse_qsl(text, keep_blank_values=True)), settings)
 
     return parse
+
+
+class Hints(NamedTuple):
+    """The client hints a request sent, as sent (views.py reads them when PROXY_CLIENT_HINTS=1)."""
+
+    width: str | None = None  # Sec-CH-Width: the slot's width in device pixels
+    dpr: str | None = None  # Sec-CH-DPR
+    save_data: str | None = None  # Save-Data
+
+
+HINTED = (("w", "Sec-CH-Width"), ("dpr", "Sec-CH-DPR"), ("q", "Save-Data"))  # parameter, header
+
+
+def hint_reader(settings: Settings, size: int = 4096) -> Callable[[str, Hints], tuple[str, tuple[str, ...]]]:
+    """``(query, hints) -> (query', vary)``: the query with what the hints decide added, as
+    parameters (so that a hinted answer is the variant, and has the ETag, of the explicit URL it
+    equals), and the headers the answer varies on: those of the parameters the URL leaves to the
+    client, whether this client sent them or not (a cache must not give a hinted answer to another).
+
+    ``Sec-CH-Width`` is device pixels, so a width from it takes no ``dpr``; it is rounded up to
+    ``PROXY_WIDTH_STEP``, a density up to a half, so that caches hold few variants."""
+
+    @functools.lru_cache(maxsize=size)
+    def free(query: str) -> tuple[str, ...]:
+        """The parameters of HINTED that neither the query nor its preset sets."""
+        if settings.presets_only:
+            return ()  # nothing may be added to ?preset=<name>
+        names = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
+        preset = dict(parse_qsl(query)).get("preset", "")
+        names |= {name for name, _ in settings.presets.get(preset, ())}
+        return tuple(name for name, _ in HINTED if name not in names)
+
+    headers = dict(HINTED)
+    step, ceiling, quality = settings.width_step, settings.max_dimension, settings.save_data_quality
+
+    def read(query: str, hints: Hints) -> tuple[str, tuple[str, ...]]:
+        left = free(query)
+        if not left:
+            return query, ()
+        added = []
+        width = _hinted_width(hints.width, step, ceiling) if "w" in left else None
+        if width is not None:
+            added.append(f"w={width}")
+        elif "dpr" in left and (dpr := _hinted_dpr(hints.dpr)) is not None:
+            added.append(f"dpr={dpr}")
+        if "q" in left and (hints.save_data or "").strip().lower() == "on":
+            added.append(f"q={quality}")
+        hinted = "&".join([query, *added] if query else added)
+        return hinted, tuple(headers[name] for name in left)
+
+    return read
+
+
+def _hinted_width(raw: str | None, step: int, ceiling: int) -> int | None:
+    """A width hint rounded up to ``step``, within 1..``ceiling``; None when absent or not a number."""
+    value = _integer((raw or "").strip())
+    if not value:
+        return None
+    return min(-(-value // step) * step, ceiling)
+
+
+def _hinted_dpr(raw: str | None) -> str | None:
+    """A density hint rounded up to a half, within 1..4, as ``dpr=`` takes it; None if not a number."""
+    try:
+        value = float((raw or "").strip())
+    except ValueError:
+        return None
+    if value != value or value <= 1:  # NaN, or no denser than CSS pixels
+        return None
+    return f"{min(math.ceil(value * 2) / 2, 4.0):g}"
 
 
 def check_presets(settings: Settings) -> None:

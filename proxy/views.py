@@ -18,6 +18,7 @@ from .errors import BadToken, MissingToken, NotFound
 from .http import image_response
 from .keys import original_tag
 from .origin import ImageRequest
+from .params import Hints
 from .signing import verify
 from .sources import SourceStore, check_id
 from .sources.urls import url_id
@@ -68,6 +69,15 @@ def _answer(origin: Origin, store: SourceStore, image_id: str, environ: WSGIEnvi
             if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
             if_match=environ.get("HTTP_IF_MATCH"),
             noted=functools.partial(environ.__setitem__, TRANSFORM),  # for the access log
+            hints=(
+                Hints(
+                    environ.get("HTTP_SEC_CH_WIDTH"),
+                    environ.get("HTTP_SEC_CH_DPR"),
+                    environ.get("HTTP_SAVE_DATA"),
+                )
+                if origin.settings.client_hints
+                else None
+            ),
         )
     )
     return image_response(answer.status, answer.headers, answer.variant, environ)

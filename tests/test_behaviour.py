@@ -11,8 +11,10 @@ import base64
 import json
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -23,7 +25,7 @@ from proxy.purge import original_tag
 from proxy.settings import Settings
 from proxy.urls import image_url, version_token
 
-from .support.browser import ACCEPT
+from .support.browser import ACCEPT, new_page
 from .support.fronts import PATHS, TOKEN, Way, start
 from .support.images import decode, encode, photo, quadrants
 from .support.upstreams import WebOriginals, web_originals
@@ -37,6 +39,7 @@ ENV = {
     "PROXY_ERROR_IMAGE": "1",
     "PROXY_URL_HOSTS": "127.0.0.1",
     "PROXY_ALLOW_PRIVATE_ADDRESSES": "1",  # the /url/ upstream is on loopback
+    "PROXY_CLIENT_HINTS": "1",
 }
 
 
@@ -196,6 +199,65 @@ def _metric(way: Way, sample: str) -> float:
     text = way.request("/metrics", port=way.origin.port)[2].decode()
     found = re.search(rf"^{re.escape(sample)} (\S+)$", text, flags=re.M)
     return float(found.group(1)) if found else 0.0
+
+
+def test_client_hints_are_rounded_and_keyed_as_the_origin_does(way: Way) -> None:
+    """Two slot widths in one step share an object; another step, another density or Save-Data
+    is another; what the origin answers always matches the object it is kept as."""
+    url = "/image/coffee.png?fmt=jpeg"  # 600 x 400; w, dpr and q left to the client
+    first = way.request(url, Sec_CH_Width="237")
+    assert first[0] == 200 and decode(first[2]).shape[1] == 300
+    assert "Sec-CH-Width" in first[1]["vary"]
+    again = way.request(url, Sec_CH_Width="280")  # the same step of 100
+    assert again[2] == first[2] and again[1]["x-cache"] == "HIT"
+    wider = way.request(url, Sec_CH_Width="301")
+    assert decode(wider[2]).shape[1] == 400 and wider[1]["x-cache"] == "MISS"
+    assert first[1]["etag"] == way.request("/image/coffee.png?fmt=jpeg&w=300")[1]["etag"]
+    dense = way.request("/image/coffee.png?fmt=jpeg&w=100", Sec_CH_DPR="1.7")
+    assert decode(dense[2]).shape[1] == 200
+    denser = way.request("/image/coffee.png?fmt=jpeg&w=100", Sec_CH_DPR="2")  # 1.7 rounds up to 2
+    assert denser[2] == dense[2] and denser[1]["x-cache"] == "HIT"
+    saving = way.request("/image/coffee.png?fmt=jpeg&w=120", Save_Data="on")
+    plain = way.request("/image/coffee.png?fmt=jpeg&w=120")
+    assert len(saving[2]) < len(plain[2]) and plain[1]["x-cache"] == "MISS"
+    assert way.request("/image/coffee.png?fmt=jpeg&w=120", Save_Data="ON")[1]["x-cache"] == "HIT"
+    if way.front is not None:  # 237 and 280 reached gunicorn once, 1.7 and 2 once
+        assert way.origin_requests(url, 2) == 2
+        assert way.origin_requests("/image/coffee.png?fmt=jpeg&w=100", 1) == 1
+
+
+class _Page(BaseHTTPRequestHandler):
+    """A site on another origin than the images: it opts in to client hints and delegates them."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        images = self.server.images  # type: ignore[attr-defined]
+        body = f'<img id="slot" sizes="150px" src="{images}/image/coffee.png?fmt=jpeg&v=hinted">'.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Accept-CH", "Sec-CH-Width, Sec-CH-DPR")
+        self.send_header("Permissions-Policy", f'ch-width=(self "{images}"), ch-dpr=(self "{images}")')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_chromium_sizes_an_image_from_a_page_that_delegates_its_hints(way: Way, chromium: object) -> None:
+    """The page side as docs/url.md shows it: Accept-CH and Permissions-Policy on a page of
+    another origin; Chromium at 2x sends a 150 px slot as Sec-CH-Width: 300, through each path."""
+    site = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    site.images = f"http://127.0.0.1:{way.port}"  # type: ignore[attr-defined]
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        page = new_page(chromium, scale=2)
+        page.goto(f"http://127.0.0.1:{site.server_address[1]}/")
+        page.wait_for_function("document.getElementById('slot').complete")
+        assert page.eval_on_selector("#slot", "e => e.naturalWidth") == 300
+    finally:
+        site.shutdown()
+        site.server_close()
 
 
 @pytest.fixture(scope="module", params=PATHS)

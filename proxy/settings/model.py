@@ -264,6 +264,32 @@ class Settings:
         first. `jxl` (JPEG XL, which Safari accepts) is negotiated only when listed, e.g.
         `jxl,avif,webp`.""",
     )
+    client_hints: bool = setting(
+        False,
+        parse=parse_bool,
+        group="output",
+        doc="""`1`: a URL without `w` takes its width from the `Sec-CH-Width` request header (rounded up
+        to `PROXY_WIDTH_STEP`), one without `dpr` its density from `Sec-CH-DPR` (rounded up to a
+        half), and one without `q` sent with `Save-Data: on` gets `PROXY_SAVE_DATA_QUALITY`; the
+        answer names those headers in `Vary`, and has the ETag of the explicit URL it equals
+        ([client hints](url.md#client-hints)).""",
+    )
+    width_step: int = setting(
+        100,
+        parse=parse_int,
+        group="output",
+        bound=within(1, 1000),
+        doc="""Pixels a `Sec-CH-Width` is rounded up to a multiple of: fewer variants for caches to
+        hold, at the cost of a few pixels more than the slot. The fronts' maps round to 100: change
+        them too.""",
+    )
+    save_data_quality: int = setting(
+        50,
+        parse=parse_int,
+        group="output",
+        bound=within(1, 100),
+        doc="The quality of a lossy answer to `Save-Data: on`, when the URL names none.",
+    )
     webp_effort: int = setting(
         4,
         parse=parse_int,
