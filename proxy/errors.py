@@ -98,6 +98,12 @@ class UnsupportedImage(ProxyError):
     status = 415
 
 
+class OverBudget(ProxyError):
+    """``maxbytes``: no answer within the bounds fits in the bytes asked for."""
+
+    status = 422
+
+
 class UpstreamFailed(ProxyError):
     status = 502
 

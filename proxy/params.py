@@ -43,6 +43,7 @@ KNOWN = (
     "mark_scale",
     "mark_alpha",
     "mark_pad",
+    "maxbytes",
     "dpr",
     "fmt",
     "q",
@@ -69,6 +70,7 @@ MARK_SCALE = Decimal("0.25")  # the default: a mark a quarter of the result's wi
 MARK_PAD = (0, 1000)  # pixels between the mark and the edges (or between tiles)
 MARK_TEXT = 100  # characters at most
 MARKING = ("mark_pos", "mark_scale", "mark_alpha", "mark_pad")  # what only a mark or a text can use
+MAXBYTES = (100, 100_000_000)  # a byte budget's bounds
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "٣", " 3" or "3_0"
 _HUGE = 10**9
@@ -106,6 +108,7 @@ class ImageParams:
     mark_scale: Decimal = MARK_SCALE  # the mark's width, as a fraction of the result's
     mark_alpha: int = 100  # the mark's opacity, percent (its own alpha kept within it)
     mark_pad: int = 0  # pixels from the edges, or between tiles
+    maxbytes: int | None = None  # the answer's bytes at most: lower quality first, then smaller
 
     @property
     def marked(self) -> bool:
@@ -158,6 +161,8 @@ class ImageParams:
                 f"&{what}&mark_pos={self.mark_pos}&mark_scale={self.mark_scale}"
                 f"&mark_alpha={self.mark_alpha}&mark_pad={self.mark_pad}"
             )
+        if self.maxbytes is not None:
+            edits += f"&maxbytes={self.maxbytes}"
         return (
             f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}"
             f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}{gravity}{focal}{rect}{enlarge}{edits}"
@@ -217,6 +222,7 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
         mark_scale=_scale("mark_scale", raw["mark_scale"]) if "mark_scale" in raw else MARK_SCALE,
         mark_alpha=_bounded("mark_alpha", raw.get("mark_alpha", "100"), 0, 100),
         mark_pad=_bounded("mark_pad", raw.get("mark_pad", "0"), *MARK_PAD),
+        maxbytes=_bounded("maxbytes", raw["maxbytes"], *MAXBYTES) if "maxbytes" in raw else None,
     )
     if params.mark is not None and params.mark_text is not None:
         raise InvalidParameter("mark_text", "a watermark is an image (mark) or a text (mark_text), not both")

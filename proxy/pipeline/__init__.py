@@ -11,6 +11,7 @@ leaves at least the target size), then runs each step of ``STEPS`` and encodes.
     encode.py     ENCODERS: one table of encoders by output format, stills and animations
     avif.py       the boxes of the AVIF sequences OpenCV writes, patched
     animation.py  animated originals: every frame through STEPS, or one frame as a still
+    budget.py     maxbytes: the quality lowered, then the size, until the answer fits
     edits.py      trim (a border found in the pixels), blur, sharpen, pixelate
     watermark.py  marks: an original or a line of text drawn over the result
     reduced.py    reduced copies of large originals, from which later sizes are made
@@ -31,6 +32,7 @@ from ..limits import Limits
 from ..params import ImageParams
 from ..probe import SourceInfo, probe
 from .animation import animate, animates, decode_frame
+from .budget import within
 from .checks import DEFAULT_LIMITS, check_output, check_source
 from .decode import DECODERS, Decoded, Decoder, decode
 from .decode import _inflates_faster as _inflates_faster  # tests/test_pipeline.py asks it
@@ -161,6 +163,8 @@ def finish(
     (reduced.py): the plan, and so the result's size, depends only on the original.
     """
     image = stepped(image, source_size, orientation, params, output, limits, profile, rgb, overlay)
+    if params.maxbytes is not None:
+        return Rendered(within(image, output, params.quality, params.maxbytes, limits), output)
     return Rendered(encode(image, output, params.quality, limits.webp_effort), output)
 
 

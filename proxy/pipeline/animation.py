@@ -7,17 +7,19 @@ frame N (``?frame=N``) composed as a viewer shows it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import replace
 
 import cv2
 import numpy as np
 
-from ..errors import InvalidParameter, SourceTooLarge, UnsupportedImage
+from ..errors import InvalidParameter, OverBudget, SourceTooLarge, UnsupportedImage
 from ..formats import Format
 from ..limits import Limits
 from ..params import ImageParams
 from ..probe import SourceInfo
+from .budget import FLOOR, highest
 from .checks import check_output
 from .decode import Decoded, read_original
 from .edits import trimmed
@@ -78,7 +80,13 @@ def animate(
     result.durations = animation.durations
     plays = info.plays if info.plays is not None else animation.loop_count  # OpenCV reads no AVIF's
     result.loop_count = plays
-    return encode_animation(result, output, params.quality, plays)
+    answer = encode_animation(result, output, params.quality, plays)
+    if params.maxbytes is not None and len(answer) > params.maxbytes:  # the quality alone may give
+        encoded = functools.partial(encode_animation, result, output, plays=plays)
+        answer = highest(lambda q: encoded(quality=q), FLOOR, params.quality - 1, params.maxbytes) or b""
+        if not answer:
+            raise OverBudget(f"maxbytes: no {output.name} of this animation fits in {params.maxbytes} bytes")
+    return answer
 
 
 def _trim_all(
