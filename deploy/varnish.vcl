@@ -2,7 +2,7 @@
 # marked backend lines; tests/test_varnish.py runs this very file (deploy/varnish_local.py).
 #
 # What it does, and why:
-# - Caches /image/ and /url/ answers by URL; only fmt=auto (and preset) answers vary, on an
+# - Caches /image/ and /url/ answers by URL; only fmt=auto, fmt=best (and preset) answers vary, on an
 #   Accept header first reduced to the formats the origin may choose among that the client
 #   accepts, so every browser shares one entry per format instead of one per Accept string.
 # - Never stores an error (they come with no-store): a 404 is not replayed after an upload.
@@ -42,7 +42,7 @@ sub vcl_recv {
     }
     unset req.http.Cookie;
     unset req.http.Authorization;
-    if (req.url ~ "[?&](fmt=auto|preset=)") {  # answers that may vary on Accept (presets may say auto)
+    if (req.url ~ "[?&](fmt=auto|fmt=best|preset=)") {  # answers that vary on Accept (presets may too)
         # The origin's negotiation, reduced to the formats it may choose among that the client
         # names with q > 0; its PROXY_AUTO_FORMATS order then picks. With jxl in that order,
         # uncomment the JPEG XL line.

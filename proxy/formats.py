@@ -12,6 +12,7 @@ alpha is all opaque is still a PNG for a client that takes neither AVIF nor WebP
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -23,6 +24,7 @@ from .probe import Kind
 
 SOURCE = "source"
 LEGACY = "jpeg|png"
+BEST = "best:"  # fmt=best's target: "best:" and the formats to try, which resolve completes
 # Originals served without ``fmt`` as LEGACY: phones' and cameras' formats that most browsers
 # cannot show (Safari alone shows both), whose users expect a JPEG, not a PNG of a photo.
 _PHOTOS = ("heif", "jxl")
@@ -35,6 +37,7 @@ class Format:
     extension: str
     alpha: bool  # keeps an alpha channel; otherwise alpha is flattened onto bg
     lossy: bool
+    candidates: tuple[Format, ...] = ()  # fmt=best: each is encoded, and the smallest is served
 
     def encoder_flags(self, quality: int) -> list[int]:
         """OpenCV ``imencode`` parameters for this format at ``quality`` (1..100); JPEG XL is
@@ -87,7 +90,17 @@ AVIF = Format("avif", "image/avif", ".avif", alpha=True, lossy=True)
 JXL = Format("jxl", "image/jxl", ".jxl", alpha=True, lossy=True)
 
 FORMATS: dict[str, Format] = {f.name: f for f in (PNG, JPEG, WEBP, AVIF, JXL) if _writable(f.extension)}
-REQUESTABLE = (*FORMATS, "auto")  # the values ``fmt`` accepts
+REQUESTABLE = (*FORMATS, "auto", "best")  # the values ``fmt`` accepts
+
+
+@functools.lru_cache(maxsize=64)
+def format_named(name: str) -> Format:
+    """The format a resolved name produces: one of FORMATS, or for ``best:avif,webp,jpeg`` the
+    formats to try (pipeline.finish keeps the smallest), which keeps alpha if each of them does."""
+    if not name.startswith(BEST):
+        return FORMATS[name]
+    candidates = tuple(FORMATS[part] for part in name.removeprefix(BEST).split(","))
+    return Format(name, "", "", all(c.alpha for c in candidates), True, candidates)
 
 
 def mime_of(head: bytes) -> str | None:
@@ -116,9 +129,13 @@ def negotiate(requested: str | None, accept: str, order: tuple[str, ...] = ("avi
     """
     if requested is None:
         return SOURCE
-    if requested != "auto":
+    if requested not in ("auto", "best"):
         return requested
     named = {value.lower() for value, quality in parse_accept_header(accept) if quality > 0}
+    if requested == "best":  # what the client takes of the formats that can beat JPEG and PNG
+        return BEST + ",".join(
+            name for name in ("avif", "webp") if name in FORMATS and FORMATS[name].mime in named
+        )
     for name in order:
         if name in FORMATS and FORMATS[name].mime in named:
             return name
@@ -140,6 +157,12 @@ def resolve(target: str, kind: Kind, frame: int | None = None) -> str:
             target = LEGACY
         else:
             return kind.format if kind.format in ("png", "jpeg", "webp") and kind.format in FORMATS else "png"
+    if target.startswith(BEST):  # the formats taken, and JPEG, or PNG for what declares alpha
+        modern = [name for name in target.removeprefix(BEST).split(",") if name]
+        if kind.animated and frame is None:  # an animation is not encoded thrice: the first that animates
+            return modern[0] if modern else resolve(LEGACY, kind, frame)
+        tried = [*modern, "png" if kind.alpha else "jpeg"]
+        return tried[0] if len(tried) == 1 else BEST + ",".join(tried)
     if target == LEGACY:
         return "png" if kind.alpha else "jpeg"
     return target

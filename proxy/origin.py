@@ -26,7 +26,7 @@ from . import keys
 from . import purge as purging
 from .cache import HIT, MISS, SHARED, Variant, VariantCache
 from .errors import InvalidParameter, NotFound, UnsupportedImage
-from .formats import FORMATS, LEGACY, SOURCE, WEBP_EFFORT, Format, negotiate, resolve
+from .formats import BEST, LEGACY, SOURCE, WEBP_EFFORT, Format, format_named, negotiate, resolve
 from .gate import TransformGate, gate_directory
 from .http import Cors, Header, VariantHeaders, cache_control, etag_for
 from .keys import original_tag, tag_headers, tags_for
@@ -105,13 +105,16 @@ class Origin:
         if request.noted is not None:
             request.noted(f"{params.transform}&fmt={output}")  # for the access log, whatever follows
         key = self.variant_key(source, params, output, mark)  # 3. the key, before any pixel
-        headers = self.headers(key, source, params.fmt == "auto", request.origin, vary)  # ETag...: built once
+        negotiated = params.fmt in ("auto", "best")
+        headers = self.headers(key, source, negotiated, request.origin, vary)  # ETag...: built once
         if headers.is_not_modified(request.if_none_match, request.if_modified_since, request.if_match):  # 4.
             self.kind(store, source)  # only an image gets a 304; anything else its 415 (remembered)
             return ImageAnswer(304, headers.not_modified, None)
         variant = self.cache.fetch(  # 5. a hit decodes nothing; a miss renders once across workers,
             key,  # unless another instance has (the shared result tier, when there is one)
-            produce=lambda: self.render(store, source, params, FORMATS[output], mark),  # as the key names it
+            produce=lambda: self.render(
+                store, source, params, format_named(output), mark
+            ),  # as the key names it
             keep=lambda: _unchanged(store, source) and (mark is None or _unchanged(self.store, mark)),
             tag=original_tag(source.id),
             second=self.results,
@@ -123,7 +126,7 @@ class Origin:
         """The name of the format produced: asked for, negotiated from ``accept``, or named by the
         original's header (a look-up: remembered)."""
         target = self._auto(accept) if params.fmt == "auto" else negotiate(params.fmt, accept)
-        if target in (SOURCE, LEGACY):
+        if target in (SOURCE, LEGACY) or target.startswith(BEST):
             return resolve(target, self.kind(store, source), params.frame)
         return target
 

@@ -140,6 +140,20 @@ def test_auto_gives_each_format_class_its_own_object(way: Way) -> None:
     assert way.front is None or way.origin_requests(url, 2) == 2
 
 
+def test_best_keeps_one_object_per_format_class(way: Way) -> None:
+    url = "/image/chelsea.png?w=150&fmt=best"
+    seen = []
+    for browser in ("chromium", "firefox", "old safari", "old safari"):
+        status, headers, body = way.request(url, Accept=ACCEPT[browser])
+        assert status == 200 and "Accept" in headers["vary"]
+        seen.append((headers["x-cache"], len(body)))
+    assert [cache for cache, _ in seen] == ["MISS", "HIT", "MISS", "HIT"]
+    webp = way.request("/image/chelsea.png?w=150&fmt=webp")[2]
+    jpeg = way.request("/image/chelsea.png?w=150&fmt=jpeg")[2]
+    assert seen[0][1] <= len(webp) and seen[2][1] == len(jpeg)  # the smallest; JPEG for old Safari
+    assert way.front is None or way.origin_requests(url, 2) == 2
+
+
 def test_a_purge_and_a_versioned_url(way: Way) -> None:
     """After the original is replaced and purged, its versioned URL shows the new picture at once
     on every path; its plain URL does too, except through nginx, which cannot purge and answers

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..formats import FORMATS, PNG, Format, resolve
+from ..formats import PNG, Format, format_named, resolve
 from ..keys import PIPELINE_VERSION as PIPELINE_VERSION  # re-exported: bump it in keys.py
 from ..limits import Limits
 from ..params import ImageParams
@@ -163,9 +163,16 @@ def finish(
     (reduced.py): the plan, and so the result's size, depends only on the original.
     """
     image = stepped(image, source_size, orientation, params, output, limits, profile, rgb, overlay)
-    if params.maxbytes is not None:
-        return Rendered(within(image, output, params.quality, params.maxbytes, limits), output)
-    return Rendered(encode(image, output, params.quality, limits.webp_effort), output)
+    tried = [
+        Rendered(
+            within(image, each, params.quality, params.maxbytes, limits)
+            if params.maxbytes is not None
+            else encode(image, each, params.quality, limits.webp_effort),
+            each,
+        )
+        for each in output.candidates or (output,)
+    ]
+    return min(tried, key=lambda rendered: len(rendered.data))  # fmt=best: the smallest of them
 
 
 def stepped(
@@ -223,4 +230,4 @@ def _trimmed(
 
 def _chosen(output: Format | str, info: SourceInfo, params: ImageParams) -> Format:
     """``output`` as the caller resolved it, or a target name resolved from the header."""
-    return output if isinstance(output, Format) else FORMATS[resolve(output, info.kind, params.frame)]
+    return output if isinstance(output, Format) else format_named(resolve(output, info.kind, params.frame))
