@@ -109,6 +109,7 @@ class ImageParams:
     mark_alpha: int = 100  # the mark's opacity, percent (its own alpha kept within it)
     mark_pad: int = 0  # pixels from the edges, or between tiles
     maxbytes: int | None = None  # the answer's bytes at most: lower quality first, then smaller
+    auto_quality: bool = False  # q=auto: the lowest quality that looks the same (pipeline/quality.py)
 
     @property
     def marked(self) -> bool:
@@ -165,7 +166,8 @@ class ImageParams:
             edits += f"&maxbytes={self.maxbytes}"
         return (
             f"w={self.width or ''}&h={self.height or ''}&fit={self.fit}"
-            f"&q={self.quality}&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}{gravity}{focal}{rect}{enlarge}{edits}"
+            f"&q={'auto' if self.auto_quality else self.quality}"
+            f"&bg={r:02x}{g:02x}{b:02x}{a:02x}{frame}{gravity}{focal}{rect}{enlarge}{edits}"
         )
 
 
@@ -203,7 +205,8 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
         height=_dimension("h", raw.get("h"), dpr, max_dimension),
         fit=_choice("fit", raw.get("fit", "inside"), FITS),
         fmt=_choice("fmt", raw["fmt"], REQUESTABLE) if "fmt" in raw else None,
-        quality=_quality("q", raw.get("q", str(DEFAULT_QUALITY))),
+        quality=_quality("q", raw["q"]) if raw.get("q", "auto") != "auto" else DEFAULT_QUALITY,
+        auto_quality=raw.get("q") == "auto",
         background=_background("bg", raw.get("bg", "ffffff")),
         frame=_frame("frame", raw["frame"], settings.max_animation_frames) if "frame" in raw else None,
         gravity=_choice("gravity", raw.get("gravity", "center"), GRAVITIES),
@@ -249,7 +252,7 @@ def parse_params(args: MultiDict[str, str], settings: Settings) -> ImageParams:
     if params.fit not in ("cover", "contain") or params.fit == "contain" and params.gravity not in COMPASS:
         params = replace(params, gravity="center", focal=None)  # nothing to place, or a preset's crop
     if params.fmt == "png":
-        params = replace(params, quality=DEFAULT_QUALITY)  # lossless: q changes nothing
+        params = replace(params, quality=DEFAULT_QUALITY, auto_quality=False)  # lossless: q changes nothing
     return params
 
 
@@ -399,7 +402,7 @@ def _choice(name: str, raw: str, options: tuple[str, ...]) -> str:
 def _quality(name: str, raw: str) -> int:
     value = _integer(raw)
     if value is None or not 1 <= value <= 100:
-        raise InvalidParameter(name, f"expected an integer within 1..100, got {raw!r}")
+        raise InvalidParameter(name, f"expected an integer within 1..100 or auto, got {raw!r}")
     return value
 
 

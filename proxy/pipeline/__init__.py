@@ -12,6 +12,7 @@ leaves at least the target size), then runs each step of ``STEPS`` and encodes.
     avif.py       the boxes of the AVIF sequences OpenCV writes, patched
     animation.py  animated originals: every frame through STEPS, or one frame as a still
     budget.py     maxbytes: the quality lowered, then the size, until the answer fits
+    quality.py    q=auto: the lowest quality that looks the same, by SSIM
     edits.py      trim (a border found in the pixels), blur, sharpen, pixelate
     watermark.py  marks: an original or a line of text drawn over the result
     reduced.py    reduced copies of large originals, from which later sizes are made
@@ -40,6 +41,7 @@ from .edits import trimmed
 from .encode import ENCODERS, Encoder, encode
 from .geometry import Geometry, Mark, Plan, orient_size, oriented_size, plan_geometry, shrink_factor, turned
 from .pixels import Image, has_alpha, swap_red_blue, to_8bit_array, with_channels
+from .quality import perceptual
 from .reduced import BlobStore, Intermediate, kept_copy
 from .steps import STEPS, smart_crop, upright
 from .watermark import text_mark
@@ -163,16 +165,21 @@ def finish(
     (reduced.py): the plan, and so the result's size, depends only on the original.
     """
     image = stepped(image, source_size, orientation, params, output, limits, profile, rgb, overlay)
-    tried = [
-        Rendered(
-            within(image, each, params.quality, params.maxbytes, limits)
-            if params.maxbytes is not None
-            else encode(image, each, params.quality, limits.webp_effort),
-            each,
-        )
-        for each in output.candidates or (output,)
-    ]
+    tried = [_encoded(image, each, params, limits) for each in output.candidates or (output,)]
     return min(tried, key=lambda rendered: len(rendered.data))  # fmt=best: the smallest of them
+
+
+def _encoded(image: Image, output: Format, params: ImageParams, limits: Limits) -> Rendered:
+    """The result's pixels as ``output``: at ``q``, or the lowest that looks the same (q=auto),
+    then within ``maxbytes``."""
+    quality, data = params.quality, None
+    if params.auto_quality and output.lossy:
+        quality, data = perceptual(image, output, limits)
+    if params.maxbytes is not None and (data is None or len(data) > params.maxbytes):
+        data = within(image, output, quality, params.maxbytes, limits)
+    if data is None:
+        data = encode(image, output, quality, limits.webp_effort)
+    return Rendered(data, output)
 
 
 def stepped(
