@@ -31,6 +31,7 @@ from .gate import TransformGate, gate_directory
 from .http import Cors, Header, VariantHeaders, cache_control, etag_for
 from .keys import original_tag, tag_headers, tags_for
 from .limits import Limits
+from .metadata import credit_of, credited
 from .metrics import (
     CACHE_HITS,
     CACHE_MISSES,
@@ -162,7 +163,8 @@ class Origin:
     ) -> str:
         """The cache key of a request's variant, which its ETag derives from: a watermark's
         version is part of it, so a new mark is a new variant."""
-        return variant_key(source, params, target, self.settings.webp_effort, mark)
+        key = variant_key(source, params, target, self.settings.webp_effort, mark)
+        return key + "|credits" if self.settings.keep_copyright else key  # other bytes: another ETag
 
     def headers(
         self, key: str, source: Source, vary_accept: bool, origin: str | None, hints: tuple[str, ...] = ()
@@ -202,6 +204,8 @@ class Origin:
                 rendered = render_reduced(
                     self.cache, reduced, path, params, output, limits, info, tag, overlay()
                 )
+                if self.settings.keep_copyright:  # the original's credits, in the answer's own format
+                    rendered = Rendered(credited(rendered.data, credit_of(path)), rendered.format)
                 RENDERS.inc()
                 TRANSFORM_SECONDS.labels(rendered.format.name).observe(time.monotonic() - started)
                 SOURCE_BYTES.observe(info.bytes)

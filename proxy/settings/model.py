@@ -290,6 +290,14 @@ class Settings:
         bound=within(1, 100),
         doc="The quality of a lossy answer to `Save-Data: on`, when the URL names none.",
     )
+    keep_copyright: bool = setting(
+        False,
+        parse=parse_bool,
+        group="output",
+        doc="""`1`: JPEG and WebP answers keep the original's copyright and artist (from its EXIF, or its
+        XMP's `dc:rights` and `dc:creator`), as EXIF and XMP; every other tag is stripped, as by
+        default, orientation included (the pixels are upright). AVIF answers carry none yet.""",
+    )
     webp_effort: int = setting(
         4,
         parse=parse_int,
