@@ -2,9 +2,11 @@
 # marked backend lines; tests/test_varnish.py runs this very file (deploy/varnish_local.py).
 #
 # What it does, and why:
-# - Caches /image/ and /url/ answers by URL; only fmt=auto, fmt=best (and preset) answers vary, on an
-#   Accept header first reduced to the formats the origin may choose among that the client
-#   accepts, so every browser shares one entry per format instead of one per Accept string.
+# - Caches /image/, /url/ and /info/ answers by URL (/info/'s JSON carries its original's
+#   validators and tags, so a PURGE of the original drops it here too); only fmt=auto (and
+#   preset) answers vary, on an Accept header first reduced to the formats the origin may choose
+#   among that the client accepts, so every browser shares one entry per format instead of one
+#   per Accept string.
 # - Never stores an error (they come with no-store): a 404 is not replayed after an upload.
 # - Keeps each object past its freshness (grace, keep): a client is answered from the stale
 #   copy while Varnish revalidates it in the background with If-None-Match (a 304 from a stat
@@ -37,7 +39,7 @@ sub vcl_recv {
     if (req.method == "PURGE") {
         return (pass);  # the origin decides (token); vcl_deliver applies its answer here
     }
-    if ((req.method != "GET" && req.method != "HEAD") || req.url !~ "^/(image|url)/") {
+    if ((req.method != "GET" && req.method != "HEAD") || req.url !~ "^/(image|url|info)/") {
         return (pass);  # other methods get the origin's 405; /healthz, /metrics are never cached
     }
     unset req.http.Cookie;

@@ -50,10 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not settings.secret:
             print("error: PROXY_SECRET is not set", file=sys.stderr)
             return 2
-        if not args.url.startswith(("/image/", "/url/")):
+        if not args.url.startswith(("/image/", "/url/", "/info/")):
             print(
-                "error: give the path and query as the origin sees them, starting /image/ or /url/"
-                ' (e.g. "/image/a.jpg?w=300"), not a full URL: the host is not signed',
+                "error: give the path and query as the origin sees them, starting /image/, /url/ or"
+                ' /info/ (e.g. "/image/a.jpg?w=300"), not a full URL: the host is not signed',
                 file=sys.stderr,
             )
             return 2

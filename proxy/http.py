@@ -13,7 +13,7 @@ changes (whether the format was negotiated, the page's ``Origin`` when CORS name
 copying a dozen headers one at a time, and a hook adding CORS to every answer, had cost a
 cache hit a third of a bare Flask app's throughput (docs/performance.md).
 
-Every other answer under /image/ and /url/ (errors, PURGE, routing's own) gets its CORS
+Every other answer under /image/, /url/ and /info/ (errors, PURGE, routing's own) gets its CORS
 headers from ``ProxyResponse``, the app's response class, as the server is handed its headers.
 """
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from werkzeug.datastructures import Headers
 
 Header = tuple[str, str]
-IMAGE_PATHS = ("/image/", "/url/")  # the answers that carry CORS headers
+IMAGE_PATHS = ("/image/", "/url/", "/info/")  # the answers that carry CORS headers
 EXPOSED = "ETag, X-Cache, X-Error"  # what a cross-origin page's fetch() may read besides the basics
 _CORS = "proxy.cors"  # the app's Cors, in app.extensions (use_cors)
 
@@ -183,7 +183,7 @@ def _with_cors(headers: Iterable[Header], cors: dict[str, str]) -> tuple[Header,
 
 
 class ProxyResponse(Response):
-    """The app's response class (use_cors): an answer under /image/ or /url/ built without its
+    """The app's response class (use_cors): an answer under /image/, /url/ or /info/ built without its
     CORS headers (an error, a PURGE's, routing's own) gets them as the server is handed its
     headers, after every handler, and once: not a hook run for every hit as well."""
 

@@ -9,6 +9,8 @@ part of an answer). In the variant cache:
     variant_key   PIPELINE_VERSION|id|version|transform|format  a rendered variant
     kind_key      kind|PIPELINE_VERSION|id|version     an original version's header kind (app.declared_kind)
     reduced_key   reduced|PIPELINE_VERSION|id|version  a large original's reduced copy (pipeline/reduced.py)
+    info_key      info|PIPELINE_VERSION|INFO_VERSION|id|version|gps  an original version's /info
+                  document (proxy/info/), whose ETag derives from it as a variant's does
 
 In the copies' cache of remote originals (sources/remote.py):
 
@@ -31,9 +33,13 @@ from collections.abc import Iterable
 # given again (11: truncated originals are refused; 12: animated AVIF without the encoder's clock;
 # 13: HEIF and JPEG XL originals, which an older worker remembered as refused), so caches miss.
 PIPELINE_VERSION = "13"
+# Bump whenever the /info document of the same original changes (its fields, or how one is worked
+# out); a new PIPELINE_VERSION is a new document too, since its thumbnail comes from the pipeline.
+INFO_VERSION = "1"
 
 KIND_PREFIX = "kind|"  # the variant cache counts these as bookkeeping, not entries
 REDUCED_PREFIX = "reduced|"
+INFO_PREFIX = "info|"
 COPY_PREFIX = "copy|"
 SURROGATE_KEY = "surrogate-key"  # the one tag header whose tags are separated by spaces
 
@@ -72,6 +78,12 @@ def kind_key(image_id: str, version: str) -> str:
 def reduced_key(image_id: str, version: str) -> str:
     """The key of an original's reduced copy (pipeline/reduced.py): one per version."""
     return REDUCED_PREFIX + "|".join((PIPELINE_VERSION, image_id, version))
+
+
+def info_key(image_id: str, version: str, gps: bool = False) -> str:
+    """The key of an original version's /info document, and so of its ETag: with or without
+    its position (PROXY_INFO_GPS), which are two documents."""
+    return INFO_PREFIX + "|".join((PIPELINE_VERSION, INFO_VERSION, image_id, version, "gps" if gps else "-"))
 
 
 def copy_key(image_id: str, version: str) -> str:

@@ -4,6 +4,7 @@
     image_url("products/42.jpg", w=400, fmt="webp")         # /image/products/42.jpg?w=400&fmt=webp
     image_url("products/42.jpg", w=400, secret=SECRET)      # ...?w=400&sig=...
     image_url("products/42.jpg", w=400, v=version_token(row.updated_at))  # ...?w=400&v=3f2a9c01
+    info_url("products/42.jpg", secret=SECRET)              # /info/products/42.jpg?sig=...: its JSON
     srcset("products/42.jpg", [320, 640, 1280], fmt="auto", base="https://img.example.com")
     img_tag("products/42.jpg", [320, 640, 1280], sizes="(min-width: 800px) 50vw, 100vw", alt="A chair")
 
@@ -50,6 +51,13 @@ def image_url(image_id: str, *, base: str = "", secret: str | None = None, **par
         f"{name}={quote(str(params[name]), safe=_SAFE)}" for name in ORDER if params.get(name) is not None
     )
     url = "/image/" + quote(image_id, safe="/") + (f"?{query}" if query else "")
+    return base.rstrip("/") + (sign(secret, url) if secret else url)
+
+
+def info_url(image_id: str, *, base: str = "", secret: str | None = None, v: str | None = None) -> str:
+    """``/info/<id>``, the original's JSON document (docs/url.md), signed with ``secret`` when
+    given; ``v`` as for images, the one parameter /info takes."""
+    url = "/info/" + quote(image_id, safe="/") + (f"?v={quote(v, safe='')}" if v is not None else "")
     return base.rstrip("/") + (sign(secret, url) if secret else url)
 
 

@@ -1,23 +1,26 @@
-"""The ``/image/<id>`` and ``/url/<encoded>`` views: HTTP in and out only.
+"""The ``/image/<id>`` and ``/url/<encoded>`` views, and ``/info/`` of either: HTTP in and out only.
 
 A view checks the signature, reads what the request asks into an ``ImageRequest`` and hands it to
-the origin (origin.py, where the request's life reads top to bottom); the ``ImageAnswer`` it gets
-back becomes the response, its headers as they were built for the variant (http.py).
+the origin (origin.py, where the request's life reads top to bottom), or for /info/ to proxy/info/;
+the ``ImageAnswer`` it gets back becomes the response, its headers as they were built for the
+variant (http.py).
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from . import info as about
 from .access import TRANSFORM
 from .errors import BadToken, MissingToken, NotFound
 from .http import image_response
 from .keys import original_tag
-from .origin import ImageRequest
+from .origin import ImageAnswer, ImageRequest, Origin
 from .params import Hints
 from .signing import verify
 from .sources import SourceStore, check_id
@@ -26,7 +29,8 @@ from .sources.urls import url_id
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-    from .origin import Origin
+
+Serve = Callable[[Origin, ImageRequest], ImageAnswer]  # Origin.serve, or info.serve
 
 images = Blueprint("images", __name__)
 purges = Blueprint("purges", __name__)  # registered only when PROXY_PURGE_TOKEN is set
@@ -35,6 +39,30 @@ purges = Blueprint("purges", __name__)  # registered only when PROXY_PURGE_TOKEN
 # merge_slashes=False: "//etc/passwd" must be a 404, not a redirect to a path that might exist.
 @images.get("/image/<path:image_id>", provide_automatic_options=False, merge_slashes=False)
 def image(image_id: str) -> Response:
+    return _mounted(Origin.serve, image_id)
+
+
+@images.get("/url/<encoded>", provide_automatic_options=False)
+def url(encoded: str) -> Response:
+    """Any http(s) URL of an allowed host (PROXY_URL_HOSTS), base64url-encoded; 404 when off."""
+    return _remote(Origin.serve, encoded)
+
+
+@images.get("/info/<path:image_id>", provide_automatic_options=False, merge_slashes=False)
+def info(image_id: str) -> Response:
+    """The original's document (proxy/info/), signed, validated and cached as its images are."""
+    return _mounted(about.serve, image_id)
+
+
+@images.get("/info/url/<encoded>", provide_automatic_options=False)
+def info_url(encoded: str) -> Response:
+    """A /url/ original's document; with /url/ off, ``url/<encoded>`` is an id like any other."""
+    origin: Origin = current_app.extensions["proxy"]
+    return _mounted(about.serve, "url/" + encoded) if origin.urls is None else _remote(about.serve, encoded)
+
+
+def _mounted(serve: Serve, image_id: str) -> Response:
+    """An id of the mounts (PROXY_IMAGE_ROOT, PROXY_SOURCE), served by ``serve``."""
     origin: Origin = current_app.extensions["proxy"]
     environ = request.environ
     if origin.secrets:  # 0. signed URLs: checked before anything can be learned
@@ -42,23 +70,25 @@ def image(image_id: str) -> Response:
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
     if "%2f" in raw.partition("?")[0].lower():  # an encoded slash is a 404, like any id of that kind
         raise NotFound()
-    return _answer(origin, origin.store, image_id, environ)
+    return _answer(serve, origin, origin.store, image_id, environ)
 
 
-@images.get("/url/<encoded>", provide_automatic_options=False)
-def url(encoded: str) -> Response:
-    """Any http(s) URL of an allowed host (PROXY_URL_HOSTS), base64url-encoded; 404 when off."""
+def _remote(serve: Serve, encoded: str) -> Response:
+    """A /url/ original, served by ``serve``: a 404 while /url/ is off."""
     origin: Origin = current_app.extensions["proxy"]
     if origin.urls is None:
         raise NotFound()
     if origin.secrets:  # before the URL is even decoded
         verify(request.environ, origin.secrets)
-    return _answer(origin, origin.urls, url_id(encoded), request.environ)
+    return _answer(serve, origin, origin.urls, url_id(encoded), request.environ)
 
 
-def _answer(origin: Origin, store: SourceStore, image_id: str, environ: WSGIEnvironment) -> Response:
+def _answer(
+    serve: Serve, origin: Origin, store: SourceStore, image_id: str, environ: WSGIEnvironment
+) -> Response:
     """What the request asks, from its environ, to the origin; its answer, as a response."""
-    answer = origin.serve(
+    answer = serve(
+        origin,
         ImageRequest(
             store,
             image_id,
@@ -78,7 +108,7 @@ def _answer(origin: Origin, store: SourceStore, image_id: str, environ: WSGIEnvi
                 if origin.settings.client_hints
                 else None
             ),
-        )
+        ),
     )
     return image_response(answer.status, answer.headers, answer.variant, environ)
 

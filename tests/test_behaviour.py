@@ -114,6 +114,29 @@ def test_url_originals(way: Way, upstream: WebOriginals) -> None:
     assert way.request(url)[1]["x-cache"] == "HIT"
 
 
+def test_info_is_the_origin_s_document_and_etag_on_every_path_and_revalidates(way: Way) -> None:
+    """/info/ reaches the origin through both fronts and is kept like an image: one origin request
+    for two clients, the origin's bytes and ETag, a 304 to a revalidation, CORS per page; and a
+    PURGE of the original drops it from Varnish and the origin (nginx cannot purge)."""
+    shutil.copy(way.images / "chelsea.png", way.images / "about.png")
+    url = "/info/about.png"
+    status, headers, body = way.request(url)
+    assert status == 200 and headers["content-type"] == "application/json"
+    found = json.loads(body)
+    assert (found["id"], found["format"], found["width"], found["height"]) == ("about.png", "png", 451, 300)
+    assert way.request(url)[1]["x-cache"] == "HIT"
+    assert way.front is None or way.origin_requests(url, 1) == 1  # the front asked the origin once
+    _, direct, direct_body = way.request(url, port=way.origin.port)
+    assert direct_body == body and direct["etag"] == headers["etag"]
+    status, revalidated, empty = way.request(url, If_None_Match=headers["etag"])
+    assert status == 304 and not empty and revalidated["etag"] == headers["etag"]
+    assert way.request(url, Origin=PAGE_A)[1]["access-control-allow-origin"] == PAGE_A
+    status, _, _ = way.request("/image/about.png", method="PURGE", Authorization=f"Bearer {TOKEN}")
+    assert status == 200
+    if way.name != "nginx":
+        assert way.request(url)[1]["x-cache"] == "MISS"
+
+
 def test_one_object_per_explicit_format_whoever_asks(way: Way) -> None:
     url = "/image/chelsea.png?w=130&fmt=jpeg"
     answers = [way.request(url, Accept=ACCEPT[browser]) for browser in ("chromium", "old safari", "firefox")]

@@ -375,6 +375,14 @@ class Settings:
         doc="""`1`: with `PROXY_SECRET` set, the playground signs the URLs it builds, for anyone who can
         open it, with any parameters ([SECURITY.md](../SECURITY.md)). `0`: it signs nothing, and says so.""",
     )
+    info_gps: bool = setting(
+        False,
+        parse=parse_bool,
+        group="security",
+        doc="""`1`: `/info/<id>` includes the position an original's EXIF records (`gps`: latitude,
+        longitude, altitude). Off by default: a phone's photo records where it was taken, often
+        someone's home, and many sites publish originals without stripping it.""",
+    )
     error_image: bool = setting(
         False,
         parse=parse_bool,
