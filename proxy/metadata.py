@@ -5,9 +5,11 @@ Read from the original's EXIF (Copyright 0x8298, Artist 0x013B), by Pillow, whic
 a header without decoding pixels, and from its XMP packet (``dc:rights``, ``dc:creator``), by
 pattern, never by an XML parser (no entity, no DTD, no fetch). Written as what the answer's format
 carries, as EXIF and as XMP (readers look in one or the other): a JPEG gets APP1 segments after
-its JFIF one, a WebP becomes an extended one (VP8X) with EXIF and XMP chunks. Orientation is
-never written: the pixels are upright already. AVIF answers are left as they are (its EXIF is an
-item of the meta box, which our encoders do not write): the docs say so.
+its JFIF one, a WebP becomes an extended one (VP8X) with EXIF and XMP chunks, and an AVIF still an
+``Exif`` item (EXIF only: HEIF keeps XMP as another item, not written here). Orientation is never
+written: the pixels are upright already. libavif (Pillow's, imagecodecs') and Chromium read such
+an AVIF; the older libavif in OpenCV's wheels refuses one whose Exif item refers to the image
+(``cdsc``, as HEIF says an item describing another must), but nothing here reads an answer back.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def credited(data: bytes, credit: Credit) -> bytes:
         return _into_jpeg(data, exif, xmp)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return _into_webp(data, exif, xmp)
+    if data[4:8] == b"ftyp" and data[8:12] == b"avif":
+        return _into_avif(data, exif)
     return data
 
 
@@ -161,3 +165,137 @@ def _webp_size(chunks: list[tuple[bytes, bytes]]) -> tuple[int, int, bool]:
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool((bits >> 28) & 1)
     width, height = struct.unpack("<HH", payload[6:10])
     return width & 0x3FFF, height & 0x3FFF, False
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """The ISOBMFF boxes between ``start`` and ``end``: (type, offset, size), 32-bit sizes only."""
+    found, at = [], start
+    while at + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        if size < 8 or at + size > end:
+            raise ValueError("not a box")
+        found.append((kind, at, size))
+        at += size
+    return found
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def _into_avif(data: bytes, exif: bytes) -> bytes:
+    """An AVIF still with an ``Exif`` item (HEIF's way: an item of the meta box, described by an
+    ``infe``, located by ``iloc`` in an ``mdat`` appended at the end, and tied to the primary item
+    by an ``iref`` ``cdsc``), as libavif writes one. The meta box grows, so every extent ``iloc``
+    locates moves by as much. Anything unexpected (a sequence, 64-bit sizes, an ``iloc`` version or
+    layout this does not know) leaves the file as it was: credits are a courtesy, never a risk."""
+    try:
+        return _avif_with_exif(data, exif)
+    except (ValueError, struct.error):
+        return data
+
+
+def _avif_with_exif(data: bytes, exif: bytes) -> bytes:
+    top = _boxes(data, 0, len(data))
+    kinds = [kind for kind, _, _ in top]
+    if b"moov" in kinds or kinds.count(b"meta") != 1:
+        raise ValueError("not a still")
+    _, meta_at, meta_size = next(box for box in top if box[0] == b"meta")
+    children = _boxes(data, meta_at + 12, meta_at + meta_size)
+    body = {kind: data[at + 8 : at + size] for kind, at, size in children}
+    if not {b"pitm", b"iloc", b"iinf"} <= set(body):
+        raise ValueError("no items")
+    primary = struct.unpack(">H", body[b"pitm"][4:6])[0] if body[b"pitm"][0] == 0 else None
+    if primary is None:
+        raise ValueError("a 32-bit item id")
+    iinf = body[b"iinf"]
+    version = iinf[0]
+    count_size = 2 if version == 0 else 4
+    count = int.from_bytes(iinf[4 : 4 + count_size], "big")
+    _, iinf_at, _ = next(box for box in children if box[0] == b"iinf")
+    entries = _boxes(data, iinf_at + 12 + count_size, iinf_at + 8 + len(iinf))
+    ids = [struct.unpack(">H", data[at + 12 : at + 14])[0] for kind, at, _ in entries if kind == b"infe"]
+    exif_id = max(ids, default=0) + 1
+    if exif_id > 0xFFFF:
+        raise ValueError("too many items")
+    infe = _box(b"infe", b"\x02\x00\x00\x00" + struct.pack(">HH", exif_id, 0) + b"Exif" + b"\x00")
+    new_iinf = iinf[:4] + (count + 1).to_bytes(count_size, "big") + iinf[4 + count_size :] + infe
+    cdsc = _box(b"cdsc", struct.pack(">HHH", exif_id, 1, primary))
+    new_iref = body[b"iref"] + cdsc if b"iref" in body else b"\x00\x00\x00\x00" + cdsc
+    if b"iref" in body and body[b"iref"][0] != 0:
+        raise ValueError("32-bit references")
+
+    def iloc(shift: int, at: int) -> bytes:
+        return _shifted_iloc(body[b"iloc"], shift, exif_id, at, 10 + len(exif))
+
+    rebuilt = []
+    for kind, _, _ in children:
+        if kind == b"iinf":
+            rebuilt.append((kind, new_iinf))
+            if b"iref" not in body:
+                rebuilt.append((b"iref", new_iref))
+        elif kind == b"iref":
+            rebuilt.append((kind, new_iref))
+        else:
+            rebuilt.append((kind, body[kind]))
+    sized = b"".join(_box(kind, payload if kind != b"iloc" else iloc(0, 0)) for kind, payload in rebuilt)
+    growth = (12 + len(sized)) - meta_size
+    end = len(data) + growth  # where the appended mdat starts
+    children_bytes = b"".join(
+        _box(kind, payload if kind != b"iloc" else iloc(growth, end + 8)) for kind, payload in rebuilt
+    )
+    meta = _box(b"meta", data[meta_at + 8 : meta_at + 12] + children_bytes)
+    payload = struct.pack(">I", 6) + b"Exif\x00\x00" + exif  # the TIFF header 6 bytes in, as cameras write it
+    return data[:meta_at] + meta + data[meta_at + meta_size :] + _box(b"mdat", payload)
+
+
+def _shifted_iloc(iloc: bytes, shift: int, new_id: int, offset: int, length: int) -> bytes:
+    """``iloc``'s body with every file offset moved by ``shift`` and an item ``new_id`` added, of
+    one extent at ``offset`` of ``length`` bytes."""
+    version = iloc[0]
+    if version > 1:
+        raise ValueError("32-bit item ids")
+    sizes = iloc[4] << 8 | iloc[5]
+    offset_size, length_size, base_size, index_size = (
+        sizes >> 12,
+        (sizes >> 8) & 15,
+        (sizes >> 4) & 15,
+        sizes & 15,
+    )
+    if offset_size not in (4, 8) or length_size not in (4, 8) or base_size not in (0, 4, 8):
+        raise ValueError("an iloc layout not handled")
+    index_size = index_size if version == 1 else 0
+    count = struct.unpack(">H", iloc[6:8])[0]
+    out, at = bytearray(iloc[:6] + struct.pack(">H", count + 1)), 8
+
+    def field(size: int, moved: bool) -> None:
+        nonlocal at
+        value = int.from_bytes(iloc[at : at + size], "big") if size else 0
+        out.extend((value + shift if moved else value).to_bytes(size, "big") if size else b"")
+        at += size
+
+    for _ in range(count):
+        out.extend(iloc[at : at + 2])  # item_ID
+        at += 2
+        method = 0
+        if version == 1:
+            method = struct.unpack(">H", iloc[at : at + 2])[0] & 15
+            out.extend(iloc[at : at + 2])
+            at += 2
+        out.extend(iloc[at : at + 2])  # data_reference_index
+        at += 2
+        in_file = method == 0
+        field(base_size, in_file and base_size > 0)
+        extents = struct.unpack(">H", iloc[at : at + 2])[0]
+        out.extend(iloc[at : at + 2])
+        at += 2
+        for _ in range(extents):
+            field(index_size, False)
+            field(offset_size, in_file and base_size == 0)
+            field(length_size, False)
+    out.extend(struct.pack(">H", new_id))
+    if version == 1:
+        out.extend(b"\x00\x00")  # construction method 0: in the file
+    out.extend(b"\x00\x00" + bytes(base_size) + struct.pack(">H", 1) + bytes(index_size))
+    out.extend(offset.to_bytes(offset_size, "big") + length.to_bytes(length_size, "big"))
+    return bytes(out)

@@ -294,9 +294,10 @@ class Settings:
         False,
         parse=parse_bool,
         group="output",
-        doc="""`1`: JPEG and WebP answers keep the original's copyright and artist (from its EXIF, or its
-        XMP's `dc:rights` and `dc:creator`), as EXIF and XMP; every other tag is stripped, as by
-        default, orientation included (the pixels are upright). AVIF answers carry none yet.""",
+        doc="""`1`: JPEG, WebP and AVIF answers keep the original's copyright and artist (from its EXIF,
+        or its XMP's `dc:rights` and `dc:creator`), as EXIF, and XMP where the format has a place
+        for it; every other tag is stripped, as by default, orientation included (the pixels are
+        upright).""",
     )
     webp_effort: int = setting(
         4,
