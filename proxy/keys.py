@@ -31,8 +31,9 @@ from collections.abc import Iterable
 
 # Bump whenever the bytes produced for the same request change, or an answer once given must not be
 # given again (11: truncated originals are refused; 12: animated AVIF without the encoder's clock;
-# 13: HEIF and JPEG XL originals, which an older worker remembered as refused), so caches miss.
-PIPELINE_VERSION = "13"
+# 13: HEIF and JPEG XL originals, 14: SVG originals, which older workers remembered as refused),
+# so caches miss.
+PIPELINE_VERSION = "14"
 # Bump whenever the /info document of the same original changes (its fields, or how one is worked
 # out); a new PIPELINE_VERSION is a new document too, since its thumbnail comes from the pipeline.
 INFO_VERSION = "1"

@@ -38,6 +38,7 @@ LISTED = 200  # originals listed at most
 EXTENSIONS = (
     *(".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"),
     *(".heic", ".heif", ".jxl"),  # phones' and cameras' formats, served as JPEG or PNG
+    ".svg",  # drawn at the size asked for, served as PNG
 )
 DEFAULT_WIDTHS = "320,640,960,1280"
 

@@ -6,7 +6,8 @@ with bench/.
 Every test is in one class, ``unit`` or ``integration`` (pyproject.toml's markers): a module or
 a test that needs more than this process says ``integration`` (a test asking for ``upstream`` or
 ``chromium`` is one without saying so, ``chromium`` also making it ``browser``); every other test
-is ``unit``, and is held to it while it runs: starting a process or connecting a socket fails it.
+is ``unit``, and is held to it while it runs: starting a process (a fork too) or connecting a
+socket fails it, and SVGs are drawn in the test's own process (pipeline/drawing.py forks for each).
 ``slow`` is said by each test that takes seconds (any over ~5 s, a unit test over ~1 s), so that
 ``make test-fast`` (-m "unit and not slow") stays under a minute.
 """
@@ -14,6 +15,7 @@ is ``unit``, and is held to it while it runs: starting a process or connecting a
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from flask.testing import FlaskClient
 
 from proxy import create_app
 from proxy.cache import VariantCache
+from proxy.pipeline import drawing
 from proxy.settings import Settings
 
 from .support.browser import launch
@@ -71,6 +74,8 @@ def _unit_tests_stay_in_process(request: pytest.FixtureRequest) -> Iterator[None
         return refused
 
     with pytest.MonkeyPatch.context() as patch:  # its own: a test's monkeypatch.undo() keeps it
+        patch.setattr(drawing, "ISOLATED", False)  # SVGs draw in this process: a fork is a process
+        patch.setattr(os, "fork", refuse("started a process"))
         patch.setattr(subprocess.Popen, "_execute_child", refuse("started a process"))
         patch.setattr(socket.socket, "connect", refuse("connected a socket"))
         patch.setattr(socket.socket, "connect_ex", refuse("connected a socket"))

@@ -16,6 +16,8 @@ leaves at least the target size), then runs each step of ``STEPS`` and encodes.
     edits.py      trim (a border found in the pixels), blur, sharpen, pixelate
     watermark.py  marks: an original or a line of text drawn over the result
     reduced.py    reduced copies of large originals, from which later sizes are made
+    svg.py        SVG originals: the document checked and written anew, then drawn at the planned size
+    drawing.py    resvg, drawing in a child process bounded in time and memory
     pixels.py     the array type, and the channel helpers the others share
 
 The output format is resolved before the pipeline runs (the view, once per request, as the key
@@ -27,19 +29,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..errors import InvalidParameter
 from ..formats import PNG, Format, format_named, resolve
 from ..keys import PIPELINE_VERSION as PIPELINE_VERSION  # re-exported: bump it in keys.py
 from ..limits import Limits
 from ..params import ImageParams
 from ..probe import SourceInfo, probe
+from . import svg
 from .animation import animate, animates, decode_frame
 from .budget import within
-from .checks import DEFAULT_LIMITS, check_output, check_source
+from .checks import DEFAULT_LIMITS, check_drawn, check_output, check_source
 from .decode import DECODERS, Decoded, Decoder, decode
 from .decode import _inflates_faster as _inflates_faster  # tests/test_pipeline.py asks it
 from .edits import trimmed
 from .encode import ENCODERS, Encoder, encode
-from .geometry import Geometry, Mark, Plan, orient_size, oriented_size, plan_geometry, shrink_factor, turned
+from .geometry import (
+    Geometry,
+    Mark,
+    Plan,
+    orient_size,
+    oriented_size,
+    plan_drawing,
+    plan_geometry,
+    rebased,
+    shrink_factor,
+    turned,
+)
 from .pixels import Image, has_alpha, swap_red_blue, to_8bit_array, with_channels
 from .quality import perceptual
 from .reduced import BlobStore, Intermediate, kept_copy
@@ -107,6 +122,8 @@ def render(
     if params.turns:  # rot= and flip= join the EXIF orientation: one turn, planned in the viewer's frame
         info = replace(info, orientation=turned(info.orientation, params))
     output = _chosen(output, info, params)
+    if info.vector:  # drawn at the size asked for, not decoded
+        return _drawn(path, info, params, output, limits, overlay)
     if animates(info, params, output):
         return Rendered(animate(path, info, params, output, limits, overlay), output)
     if params.trim is not None:  # the border is found in the pixels: the whole original first
@@ -209,7 +226,7 @@ def load_mark(path: str, limits: Limits = DEFAULT_LIMITS) -> Image:
     like any original, decoded whole (an animation's first frame), upright, sRGB, 8-bit BGRA."""
     info = probe(path)
     check_source(info, limits)
-    image, rgb = decode(path, info, 1)
+    image, rgb = _whole(path, info, limits) if info.vector else decode(path, info, 1)
     size = orient_size(image.shape[1], image.shape[0], info)
     pixels = with_channels(
         stepped(image, size, info.orientation, ImageParams(), PNG, limits, info.profile, rgb), 4
@@ -233,6 +250,37 @@ def _trimmed(
     bounds = trimmed(image, info.orientation, source_size, params.rect, params.trim or 0)
     params = replace(params, trim=None, rect=bounds or params.rect)
     return finish(image, source_size, info.orientation, params, output, limits, info.profile, rgb, overlay)
+
+
+def _drawn(
+    path: str, info: SourceInfo, params: ImageParams, output: Format, limits: Limits, overlay: Image | None
+) -> Rendered:
+    """An SVG (svg.py): planned on its declared size and as large as asked, ``enlarge`` or not (a
+    drawing loses nothing), then drawn at the planned size, only the part the plan keeps; the steps
+    do what is left (a window found in the pixels, a canvas, effects, marks) as for any original.
+    ``trim`` finds its border in the whole drawn at its declared size, then draws what it keeps."""
+    if params.frame:
+        raise InvalidParameter("frame", "the original has 1 frame")
+    document = svg.read(path, limits)  # 413 and 415 before anything is drawn
+    source = orient_size(*document.size, info)
+    if params.trim is not None:
+        plan_geometry(*source, params)  # a rect outside the image is refused before the search
+        whole = _whole(path, info, limits, document).image
+        bounds = trimmed(whole, info.orientation, source, params.rect, params.trim)
+        params = replace(params, trim=None, rect=bounds or params.rect)
+    geometry = plan_geometry(*source, replace(params, enlarge=True))
+    check_output(geometry, limits, params=params)
+    drawn = plan_drawing(geometry, source, info.orientation)
+    check_drawn(drawn.canvas, limits)
+    image = svg.picture(document, drawn, limits)
+    limits.check_deadline()
+    params = rebased(params, geometry, drawn)
+    return finish(image, drawn.size, info.orientation, params, output, limits, rgb=True, overlay=overlay)
+
+
+def _whole(path: str, info: SourceInfo, limits: Limits, document: svg.Document | None = None) -> Decoded:
+    """An SVG drawn whole at its declared size, within the caller's limits (a mark, trim's search)."""
+    return Decoded(svg.whole(path, limits, document), rgb=True)
 
 
 def _chosen(output: Format | str, info: SourceInfo, params: ImageParams) -> Format:

@@ -18,7 +18,13 @@ def check_source(info: SourceInfo, limits: Limits) -> None:
         raise SourceTooLarge(
             f"the original declares {info.frames} frames, over the limit of {limits.max_animation_frames}"
         )
-    if info.width and info.height and info.pixels * info.frames > limits.max_source_pixels:
+    # A vector's declared size costs nothing: what it is drawn at does (check_drawn).
+    if (
+        not info.vector
+        and info.width
+        and info.height
+        and info.pixels * info.frames > limits.max_source_pixels
+    ):
         coded = f", coded in {info.coded_pixels} pixels" if info.pixels > info.width * info.height else ""
         raise SourceTooLarge(
             f"the original declares {info.frames} frame(s) of {info.width}x{info.height} pixels{coded}, "
@@ -27,6 +33,16 @@ def check_source(info: SourceInfo, limits: Limits) -> None:
     if info.bytes > limits.max_source_bytes:
         raise SourceTooLarge(
             f"the original has {info.bytes} bytes, over the limit of {limits.max_source_bytes}"
+        )
+
+
+def check_drawn(canvas: tuple[int, int], limits: Limits) -> None:
+    """413 for a vector original drawn on a canvas over PROXY_MAX_SOURCE_PIXELS: its pixels,
+    allocated as a raster original's decoded ones are, before it is drawn."""
+    width, height = canvas
+    if width * height > limits.max_source_pixels:
+        raise SourceTooLarge(
+            f"the SVG would be drawn at {width}x{height} pixels, over the limit of {limits.max_source_pixels}"
         )
 
 

@@ -24,6 +24,8 @@ from .. import libwebp
 from ..color import cmyk_to_bgr, converts
 from ..errors import UnsupportedImage
 from ..probe import SourceInfo, truncated
+from . import svg
+from .checks import DEFAULT_LIMITS
 from .geometry import scales_webp
 from .pixels import Image, has_alpha
 
@@ -194,6 +196,16 @@ def _decode_jxl(path: str, info: SourceInfo, reduction: int) -> Decoded:
     return Decoded(image, rgb=True)
 
 
+def _vector(info: SourceInfo) -> bool:
+    return info.vector
+
+
+def _draw_svg(path: str, info: SourceInfo, reduction: int) -> Decoded:
+    """An SVG drawn whole at its declared size, within the default limits (svg.py), for a caller
+    that decodes: render draws one at the planned size instead, within its own."""
+    return Decoded(svg.whole(path, DEFAULT_LIMITS), rgb=True)
+
+
 _REDUCED = {
     (False, 2): cv2.IMREAD_REDUCED_COLOR_2,
     (False, 4): cv2.IMREAD_REDUCED_COLOR_4,
@@ -246,6 +258,8 @@ DECODERS: tuple[Decoder, ...] = (
     Decoder("HEIF: libheif (pi_heif)", _heif, _decode_heif, refusals=_HEIF_REFUSALS),
     # Refuses with its own message (a cut file is "truncated"); OpenCV's wheels read no JPEG XL.
     Decoder("JPEG XL: libjxl (imagecodecs)", _jxl, _decode_jxl, refusals=()),
+    # Drawn, not decoded; refuses with its own statuses (413 too): svg.py, drawing.py.
+    Decoder("SVG: resvg, at its declared size", _vector, _draw_svg, refusals=()),
     Decoder("anything: OpenCV", _anything, _decode_opencv),
 )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -275,3 +275,52 @@ def _fits(source: tuple[int, int], geometry: Geometry, factor: int, margin: int)
         return width // factor >= target_w and height // factor >= target_h
     width, height = source
     return -(-width // factor) >= target_w and -(-height // factor) >= target_h
+
+
+# --- vectors: drawn at the planned size ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What a vector original's plan draws, and how: the part of the picture that ``cut``,
+    ``resize`` and a fixed ``crop`` would leave, drawn at that size rather than resized to it.
+
+    ``transform`` maps the original's own pixels (its declared size, stored frame) onto the
+    ``canvas`` (width, height, stored frame): x' = a x + b y + c, y' = d x + e y + f. ``size`` is
+    the drawn picture's (width, height) as viewed; what is left to do is ``rebased``'s."""
+
+    transform: tuple[float, float, float, float, float, float]
+    canvas: tuple[int, int]
+    size: tuple[int, int]
+
+
+def plan_drawing(geometry: Geometry, source: tuple[int, int], orientation: int) -> Drawing:
+    """How to draw ``geometry``, planned on the original's oriented ``source`` size: its region
+    scaled to ``geometry.size``, only the crop's window when it is fixed (an entropy or attention
+    window is found in the pixels, so the whole is drawn for it)."""
+    region = geometry.region or (0, 0, *source)
+    size = geometry.size
+    fixed = geometry.crop is not None and geometry.smart is None
+    window = geometry.crop if fixed and geometry.crop is not None else (0, 0, *size)
+    x, y, width, height = stored_rect(region, source, orientation)
+    stored_size = size[::-1] if orientation >= 5 else size
+    left, top, canvas_w, canvas_h = stored_rect(window, size, orientation)
+    scale_x, scale_y = stored_size[0] / width, stored_size[1] / height
+    transform = (scale_x, 0.0, -x * scale_x - left, 0.0, scale_y, -y * scale_y - top)
+    return Drawing(transform, (canvas_w, canvas_h), (window[2], window[3]))
+
+
+def rebased(params: ImageParams, geometry: Geometry, drawn: Drawing) -> ImageParams:
+    """``params`` as they apply to the drawn picture, which ``plan_geometry`` then plans as what
+    is left of ``geometry``: nothing to cut or scale; an entropy or attention window to find,
+    or the contain canvas to pad to. The effects, marks and background stay as asked."""
+    width, height = drawn.size
+    fit, gravity = "fill", "center"
+    if geometry.canvas is not None:  # the drawn picture fits the box, one side equal: scale 1
+        (width, height), fit, gravity = geometry.canvas, "contain", params.gravity
+    elif geometry.smart is not None:  # the whole scaled picture, one side the box's: scale 1
+        assert geometry.crop is not None
+        (width, height), fit, gravity = geometry.crop[2:], "cover", geometry.smart
+    return replace(
+        params, width=width, height=height, fit=fit, gravity=gravity, focal=None, rect=None, enlarge=True
+    )

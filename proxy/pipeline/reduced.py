@@ -102,9 +102,10 @@ def kept_copy(
 ) -> Intermediate | None:
     """The original's reduced copy when one is kept under ``key`` or now worth keeping (stored
     under ``tag``, the original's, so that a purge drops it with the variants); None for an
-    original too small for one, an animation (a copy holds one frame), or a first sight."""
+    original too small for one, an animation (a copy holds one frame), a vector (drawn at each
+    size, never resized), or a first sight."""
     declared = oriented_size(info)
-    if declared is None or max(declared) < ELIGIBLE or info.frames > 1:
+    if declared is None or max(declared) < ELIGIBLE or info.frames > 1 or info.vector:
         return None
     data = store.get_blob(key)
     copy = Intermediate.from_bytes(data) if data is not None else None

@@ -22,11 +22,13 @@ truncated original rendered once would be cached and served as if whole.
     isobmff.py  AVIF boxes: size, ICC, alpha, frames, plays; isobmff_boxes for the pipeline
     heif.py     HEIF (HEIC) items: the primary one's size as decoded, ICC, alpha, depth
     jxl.py      JPEG XL, through libjxl's own header reading: size, orientation, alpha, profile
+    svg.py      SVG: the root element's declared size, read by expat (nothing expanded or fetched)
     ends.py     where each format's file ends (``_ENDS``): a cut file is refused
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import replace
@@ -43,6 +45,7 @@ from .isobmff import INDEFINITE, _avif, isobmff_boxes
 from .jpeg import _jpeg
 from .jxl import _jxl
 from .png import _png
+from .svg import _svg
 from .tiff import _tiff
 from .webp import _webp
 
@@ -55,6 +58,7 @@ __all__ = [
     "SourceInfo",
     "isobmff_boxes",
     "probe",
+    "probe_bytes",
     "truncated",
 ]
 
@@ -74,9 +78,19 @@ def probe(path: str) -> SourceInfo:
         raise UnsupportedImage("truncated image header") from None
     if info is None:
         raise UnsupportedImage(
-            "not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, HEIF, JPEG XL)"
+            "not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, HEIF, JPEG XL, SVG)"
         )
     return replace(info, bytes=size)
+
+
+def probe_bytes(data: bytes) -> SourceInfo | None:
+    """What an image held in memory declares (one inside another: an SVG's data: URI); None
+    when it is in no format probed here, or its header is malformed or cut. Its end is not checked."""
+    try:
+        info = _sniff(io.BytesIO(data))
+    except (UnsupportedImage, struct.error):
+        return None
+    return replace(info, bytes=len(data)) if info is not None else None
 
 
 def _sniff(file: BinaryIO) -> SourceInfo | None:
@@ -100,4 +114,6 @@ def _sniff(file: BinaryIO) -> SourceInfo | None:
         return _heif(file)
     if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):  # codestream, container
         return _jxl(file)
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):  # XML, maybe after a BOM: an SVG?
+        return _svg(file)
     return None

@@ -30,7 +30,7 @@ class Kind(NamedTuple):
 
 @dataclass(frozen=True)
 class SourceInfo:
-    format: str  # jpeg, png, webp, gif, bmp, tiff, avif, heif, jxl
+    format: str  # jpeg, png, webp, gif, bmp, tiff, avif, heif, jxl, svg
     width: int | None  # as stored, before orientation; None where the header does not say
     # (HEIF: as decoded, libheif having applied its rotation and crop; see heif.py)
     height: int | None
@@ -50,6 +50,11 @@ class SourceInfo:
     def pixels(self) -> int:
         """The pixels a decode allocates per frame, as declared: what the source limit counts."""
         return max((self.width or 0) * (self.height or 0), self.coded_pixels)
+
+    @property
+    def vector(self) -> bool:
+        """An SVG: drawn at the size asked for (pipeline/svg.py), so its declared size is no cost."""
+        return self.format == "svg"
 
     @property
     def kind(self) -> Kind:

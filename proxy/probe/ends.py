@@ -17,6 +17,8 @@ checks what that format's decoder reads, no more:
     gif   none here: gif.py checks it while it counts the frames, walking every block anyway
     jxl   none here: libjxl asks for more input rather than decode a cut file, and the decoder's
           row (pipeline/decode.py) refuses it as truncated
+    svg   none here: a document that ends before its root element does is refused as truncated
+          when it is read whole, before drawing (pipeline/svg.py)
 """
 
 from __future__ import annotations
