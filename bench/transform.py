@@ -54,6 +54,7 @@ from proxy.params import ImageParams, parse_params  # noqa: E402
 from proxy.pipeline import render  # noqa: E402
 from proxy.probe import probe  # noqa: E402
 from proxy.settings import Settings  # noqa: E402
+from tests.support import vectors  # noqa: E402
 
 QUALITY = {"jpeg": 82, "webp": 80, "png": None, "avif": None, "jxl": None}  # None: each one's default
 EXTENSION = {"jpeg": ".jpg", "webp": ".webp", "png": ".png", "avif": ".avif", "jxl": ".jxl"}
@@ -102,6 +103,10 @@ def corpus(directory: Path, quick: bool) -> dict[str, Path]:
     heic = _heic(directory, paths[f"progressive jpeg {mid[0]}x{mid[1]}"])
     if heic is not None:
         paths[f"heic {mid[0]}x{mid[1]}"] = heic
+    for name, document in vectors.sources().items():  # drawn at the size asked, not decoded
+        path = directory / f"{name}.svg"
+        path.write_bytes(document)
+        paths[f"svg {name}"] = path
     return paths
 
 
@@ -337,7 +342,8 @@ def main() -> None:
             if args.source not in name:
                 continue
             source_width = probe(str(path)).width or 0
-            for width in (400, source_width // 3):
+            widths = (400, 2000) if name.startswith("svg") else (400, source_width // 3)  # drawn at size
+            for width in widths:
                 expected = reference(path, width)
                 for fmt in ("jpeg", "webp", "png"):
                     results = interleaved(
