@@ -4,6 +4,7 @@ the mark's version in the key; a 400 naming a bad parameter."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,9 +12,12 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
+from proxy import create_app
 from proxy import origin as origin_module
 from proxy.pipeline import Mark, text_mark
 from proxy.pipeline.watermark import marked
+from proxy.settings import Settings
+from proxy.settings.parsers import parse_presets
 
 from .support.images import animation, decode, encode, photo
 
@@ -190,3 +194,13 @@ def test_a_tall_mark_is_never_taller_than_the_result() -> None:
     result = marked(photo(100, 50), Mark(tall, "center", 1.0, 1.0, 0))
     box = changed(photo(100, 50), result)
     assert box is not None and box[3] == 50 and box[2] == 5
+
+
+def test_presets_carry_marks(settings: Settings, logo: Path, grey: str) -> None:
+    presets = parse_presets("PROXY_PRESETS", "branded=fmt:png,mark:brand/logo.png,mark_pos:northwest")
+    app = create_app(replace(settings, presets=presets))
+    with app.test_client() as client:
+        by_preset = client.get("/image/grey.png?preset=branded")
+        explicit = client.get(f"{grey}&mark=brand/logo.png&mark_pos=northwest")
+    assert by_preset.status_code == 200 and by_preset.data == explicit.data
+    assert by_preset.headers["ETag"] == explicit.headers["ETag"]
