@@ -54,7 +54,7 @@ from proxy.params import ImageParams, parse_params  # noqa: E402
 from proxy.pipeline import render  # noqa: E402
 from proxy.probe import probe  # noqa: E402
 from proxy.settings import Settings  # noqa: E402
-from tests.support import vectors  # noqa: E402
+from tests.support.vectors import sources as vector_sources  # noqa: E402
 
 QUALITY = {"jpeg": 82, "webp": 80, "png": None, "avif": None, "jxl": None}  # None: each one's default
 EXTENSION = {"jpeg": ".jpg", "webp": ".webp", "png": ".png", "avif": ".avif", "jxl": ".jxl"}
@@ -103,7 +103,7 @@ def corpus(directory: Path, quick: bool) -> dict[str, Path]:
     heic = _heic(directory, paths[f"progressive jpeg {mid[0]}x{mid[1]}"])
     if heic is not None:
         paths[f"heic {mid[0]}x{mid[1]}"] = heic
-    for name, document in vectors.sources().items():  # drawn at the size asked, not decoded
+    for name, document in vector_sources().items():  # drawn at the size asked, not decoded
         path = directory / f"{name}.svg"
         path.write_bytes(document)
         paths[f"svg {name}"] = path

@@ -600,11 +600,11 @@ def test_the_child_is_bounded_in_time_and_memory(
 
 @pytest.mark.integration
 def test_a_huge_blur_is_cut_by_the_memory_bound(isolated: None) -> None:
-    """Its filter region, a thousand times the picture's, needs more than the child may have."""
-    started = time.monotonic()
+    """Its filter region, a thousand times the picture's, needs more than the child may have: the
+    memory bound cuts it (0.7 s on a quiet machine), long before a deadline generous enough that
+    a loaded CI machine cannot reach it first."""
     with pytest.raises(SourceTooLarge, match="MiB to draw"):
-        raw(vectors.huge_blur(), (2000, 1000))
-    assert time.monotonic() - started < 2.5
+        raw(vectors.huge_blur(), (2000, 1000), seconds=30)
 
 
 @pytest.mark.integration
