@@ -599,12 +599,19 @@ def test_the_child_is_bounded_in_time_and_memory(
 
 
 @pytest.mark.integration
-def test_a_huge_blur_is_cut_by_the_memory_bound(isolated: None) -> None:
-    """Its filter region, a thousand times the picture's, needs more than the child may have: the
-    memory bound cuts it (0.7 s on a quiet machine), long before a deadline generous enough that
-    a loaded CI machine cannot reach it first."""
-    with pytest.raises(SourceTooLarge, match="MiB to draw"):
-        raw(vectors.huge_blur(), (2000, 1000), seconds=30)
+def test_a_huge_blur_is_drawn_or_cut_within_its_bounds(isolated: None) -> None:
+    """Its filter region is a thousand times the picture's. How much of it resvg allocates depends
+    on the process it is forked from: from a small gunicorn worker the memory bound cuts it (413,
+    tested through one below), from this larger process it has been drawn whole. Either way the
+    answer comes within the deadline, and nothing but the child is at risk."""
+    started = time.monotonic()
+    try:
+        drawn = raw(vectors.huge_blur(), (2000, 1000), seconds=5)
+    except SourceTooLarge as error:
+        assert "MiB to draw" in error.message
+    else:
+        assert drawn.shape[:2] == (1000, 2000)
+    assert time.monotonic() - started < 6
 
 
 @pytest.mark.integration
