@@ -599,19 +599,22 @@ def test_the_child_is_bounded_in_time_and_memory(
 
 
 @pytest.mark.integration
-def test_a_huge_blur_is_drawn_or_cut_within_its_bounds(isolated: None) -> None:
-    """Its filter region is a thousand times the picture's. How much of it resvg allocates depends
-    on the process it is forked from: from a small gunicorn worker the memory bound cuts it (413,
-    tested through one below), from this larger process it has been drawn whole. Either way the
-    answer comes within the deadline, and nothing but the child is at risk."""
+def test_a_huge_blur_is_cut_by_a_bound_in_time(isolated: None) -> None:
+    """Its filter region is a thousand times the picture's. Which bound cuts it depends on the
+    process it is forked from: from a small gunicorn worker, the memory bound (413 in 0.7 s,
+    tested through one below); from this larger process it has fitted its memory and been stopped
+    at the deadline (503), or drawn whole before it. Whichever, the answer comes by the deadline,
+    and nothing but the child is at risk."""
     started = time.monotonic()
     try:
-        drawn = raw(vectors.huge_blur(), (2000, 1000), seconds=5)
+        drawn = raw(vectors.huge_blur(), (2000, 1000), seconds=2)
     except SourceTooLarge as error:
         assert "MiB to draw" in error.message
+    except Overloaded as error:
+        assert error.reason == "deadline"
     else:
         assert drawn.shape[:2] == (1000, 2000)
-    assert time.monotonic() - started < 6
+    assert time.monotonic() - started < 3
 
 
 @pytest.mark.integration
