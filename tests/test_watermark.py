@@ -204,3 +204,19 @@ def test_presets_carry_marks(settings: Settings, logo: Path, grey: str) -> None:
         explicit = client.get(f"{grey}&mark=brand/logo.png&mark_pos=northwest")
     assert by_preset.status_code == 200 and by_preset.data == explicit.data
     assert by_preset.headers["ETag"] == explicit.headers["ETag"]
+
+
+def test_an_svg_mark_is_drawn_large_enough_to_stay_sharp(
+    client: FlaskClient, image_root: Path, grey: str
+) -> None:
+    """A 40 x 20 SVG logo used 200 px wide: drawn at 1024 px and scaled down, not at 40 and enlarged."""
+    (image_root / "brand").mkdir(exist_ok=True)
+    (image_root / "brand" / "logo.svg").write_bytes(
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+        b'<rect x="10" y="0" width="20" height="20" fill="red"/></svg>'
+    )
+    result = get(client, f"{grey}&mark=brand/logo.svg&mark_pos=northwest&mark_scale=1")  # 200 x 100
+    row = result[50, :, 2].astype(int)  # red's channel across the middle of the mark
+    assert row[60] > 240 and row[40] < 140 and row[140] > 240 and row[160] < 140  # the rect: x 50..150
+    edge = np.flatnonzero((row[30:70] > 140) & (row[30:70] < 240))
+    assert len(edge) <= 2  # a crisp edge: enlarged from 40 px it would blur over about five

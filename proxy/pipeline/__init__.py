@@ -221,12 +221,15 @@ def stepped(
     return image
 
 
+MARK_SIDE = 1024  # pixels an SVG mark is drawn at, at least, on its longest side: sharp when scaled down
+
+
 def load_mark(path: str, limits: Limits = DEFAULT_LIMITS) -> Image:
     """A watermark original's pixels (``mark=<id>``), for ``overlay``: checked against the limits
     like any original, decoded whole (an animation's first frame), upright, sRGB, 8-bit BGRA."""
     info = probe(path)
     check_source(info, limits)
-    image, rgb = _whole(path, info, limits) if info.vector else decode(path, info, 1)
+    image, rgb = _whole(path, info, limits, side=MARK_SIDE) if info.vector else decode(path, info, 1)
     size = orient_size(image.shape[1], image.shape[0], info)
     pixels = with_channels(
         stepped(image, size, info.orientation, ImageParams(), PNG, limits, info.profile, rgb), 4
@@ -278,9 +281,12 @@ def _drawn(
     return finish(image, drawn.size, info.orientation, params, output, limits, rgb=True, overlay=overlay)
 
 
-def _whole(path: str, info: SourceInfo, limits: Limits, document: svg.Document | None = None) -> Decoded:
-    """An SVG drawn whole at its declared size, within the caller's limits (a mark, trim's search)."""
-    return Decoded(svg.whole(path, limits, document), rgb=True)
+def _whole(
+    path: str, info: SourceInfo, limits: Limits, document: svg.Document | None = None, side: int = 0
+) -> Decoded:
+    """An SVG drawn whole, within the caller's limits: at its declared size (trim's search), or
+    with its longest side at least ``side`` (a mark)."""
+    return Decoded(svg.whole(path, limits, document, side), rgb=True)
 
 
 def _chosen(output: Format | str, info: SourceInfo, params: ImageParams) -> Format:

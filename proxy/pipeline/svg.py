@@ -99,10 +99,14 @@ def picture(document: Document, drawing: Drawing, limits: Limits) -> Image:
     return draw(document.text, drawing.transform, drawing.canvas, limits)
 
 
-def whole(path: str, limits: Limits, document: Document | None = None) -> Image:
-    """The SVG drawn whole at its declared size (a mark, trim's search, any other decode)."""
+def whole(path: str, limits: Limits, document: Document | None = None, side: int = 0) -> Image:
+    """The SVG drawn whole at its declared size (trim's search, any other decode), or larger, its
+    longest side ``side`` (a mark, which is scaled down to its place, so stays sharp)."""
     document = document or read(path, limits)
-    drawn = plan_drawing(Geometry(document.size), document.size, 1)
+    width, height = document.size
+    scale = max(1.0, side / max(width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    drawn = plan_drawing(Geometry(size), document.size, 1)
     check_drawn(drawn.canvas, limits)
     return picture(document, drawn, limits)
 
