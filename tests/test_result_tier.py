@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import cv2
 import numpy as np
 import pytest
@@ -292,9 +291,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
 
 @pytest.fixture
 def bucket(s3: S3Server) -> Any:
-    client = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    ).client("s3", endpoint_url=s3.endpoint)
+    client = s3.client()
     client.create_bucket(Bucket=BUCKET)
     return client
 

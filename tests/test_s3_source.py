@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import cv2
 import pytest
 
@@ -33,9 +32,7 @@ def s3() -> Iterator[S3Server]:
 
 @pytest.fixture
 def bucket(s3: S3Server) -> Any:
-    client = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    ).client("s3", endpoint_url=s3.endpoint)
+    client = s3.client()
     client.create_bucket(Bucket=BUCKET)
     client.put_object(
         Bucket=BUCKET,

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class WebOriginals(ThreadingHTTPServer):
@@ -164,6 +165,15 @@ class S3Server:
             self._server.stop()
             self._server._server = None
         logging.getLogger("werkzeug").removeHandler(self._log)
+
+    def client(self) -> Any:
+        """A boto3 client of this server, with test credentials: to make buckets and put objects."""
+        import boto3
+
+        session = boto3.session.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
+        return session.client("s3", endpoint_url=self.endpoint)
 
     def gets(self, bucket: str, key: str) -> int:
         return sum(f'"GET /{bucket}/{key} ' in line for line in self._log.lines)
