@@ -95,6 +95,22 @@ def test_errors_are_never_stored(way: Way) -> None:
     assert status == 200 and decode(body).shape[1] == 60
 
 
+def test_edits_marks_and_budgets_through_every_path(way: Way) -> None:
+    """A URL of the new parameters is one object like any other; a budget nothing fits is a 422,
+    never stored, so every ask reaches the origin."""
+    url = "/image/coffee.png?w=120&rot=90&blur=1&mark_text=Hi&q=auto&fmt=jpeg"  # 600 x 400, turned
+    first = way.request(url)
+    assert first[0] == 200 and decode(first[2]).shape[:2] == (180, 120)
+    again = way.request(url)
+    assert again[2] == first[2] and again[1]["x-cache"] == "HIT" and again[1]["etag"] == first[1]["etag"]
+    over = "/image/coffee.png?fmt=png&maxbytes=100"
+    for _ in range(2):
+        status, headers, body = way.request(over)
+        assert status == 422 and headers["cache-control"] == "no-store"
+        assert json.loads(body)["error"].startswith("maxbytes:")
+    assert way.origin_requests(over, 2) == 2
+
+
 @pytest.mark.parametrize("fmt", ["", "&fmt=jpeg", "&fmt=webp", "&fmt=auto"])
 def test_a_browser_gets_a_placeholder_and_a_script_json(way: Way, fmt: str) -> None:
     url = f"/image/nothing.jpg?w=50{fmt}"
